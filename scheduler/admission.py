@@ -1,0 +1,99 @@
+"""Admission: account and reserved concurrency, and the per-function scaling rate.
+
+Every invocation passes ``Admission.admit`` before it touches a pool, and is refused at once
+(429, with Lambda's reason) when the function's reserved concurrency, or the account's
+unreserved pool, is full (LAMBDA_SPEC §6). Counting is synchronous and happens on the event
+loop, so no lock is needed and no invocation can slip past a limit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from . import errors
+from .config import SchedulerConfig
+from .errors import ConfigError, Throttled
+
+if TYPE_CHECKING:
+    from .scheduler import FunctionState
+
+
+class ScalingBucket:
+    """New environments a function may still start: ``limit`` per ``window_s``, refilled
+    continuously and never above ``limit`` (Lambda's allowance does not accumulate)."""
+
+    __slots__ = ("limit", "rate", "tokens", "stamp")
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = float(limit)
+        self.rate = limit / window_s
+        self.tokens = float(limit)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.limit, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Admission:
+    def __init__(self, settings: SchedulerConfig) -> None:
+        self.settings = settings
+        self.in_flight = 0  # account-wide concurrent executions
+        self.unreserved_in_flight = 0
+        self.reserved_total = 0  # sum of every function's reserved concurrency
+
+    @property
+    def unreserved_capacity(self) -> int:
+        return self.settings.account_concurrency - self.reserved_total
+
+    def admit(self, fn: FunctionState) -> bool:
+        """Count one invocation in, or raise Throttled. Returns whether it drew from the
+        unreserved pool, to be handed back to ``release``."""
+        reserved = fn.reserved
+        if reserved is not None:
+            if fn.in_flight >= reserved:
+                raise Throttled(errors.RESERVED_LIMIT)
+            unreserved = False
+        else:
+            if self.unreserved_in_flight >= self.unreserved_capacity:
+                raise Throttled(errors.ACCOUNT_LIMIT)
+            self.unreserved_in_flight += 1
+            unreserved = True
+        fn.in_flight += 1
+        self.in_flight += 1
+        return unreserved
+
+    def release(self, fn: FunctionState, unreserved: bool) -> None:
+        fn.in_flight -= 1
+        self.in_flight -= 1
+        if unreserved:
+            self.unreserved_in_flight -= 1
+
+    def check_reserved(self, fn: FunctionState, value: int | None) -> None:
+        """Refuse a reservation that would leave less than the minimum unreserved."""
+        if value is None:
+            return
+        others = self.reserved_total - (fn.reserved or 0)
+        room = self.settings.account_concurrency - self.settings.unreserved_floor - others
+        if value > room:
+            raise ConfigError(
+                "ReservedConcurrentExecutions",
+                f"Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{self.settings.unreserved_floor}].",
+            )
+
+    def set_reserved(self, fn: FunctionState, value: int | None) -> None:
+        self.check_reserved(fn, value)
+        self.reserved_total += (value or 0) - (fn.reserved or 0)
+        fn.reserved = value
+
+
+def scale_throttle(fn: FunctionState) -> Throttled:
+    reason = errors.RESERVED_RATE_LIMIT if fn.reserved is not None else errors.RATE_LIMIT
+    return Throttled(reason)

@@ -1,0 +1,202 @@
+"""Typed, validated settings: one function's Lambda configuration, and the scheduler's own.
+
+Every bound is Lambda's (LAMBDA_SPEC §4, §5, §6); a bad value raises :class:`ConfigError`
+naming the field and the bound, at construction, so a bad configuration never reaches an
+environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+MAX_TIMEOUT_S = 900
+MIN_EPHEMERAL_MB = 512
+MAX_EPHEMERAL_MB = 10_240
+MAX_ENVIRONMENT_BYTES = 4096  # Lambda's limit on the total size of a function's variables
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_RUNTIME = re.compile(r"^python3\.\d{1,2}$")
+
+# Variables Lambda sets itself and refuses in a function's configuration.
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+
+def _int_between(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer between {low} and {high}, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionConfig:
+    """One function's configuration, with Lambda's names mapped to Python keywords.
+
+    ``timeout_s`` accepts fractions of a second through the Python API so tests and benchmarks
+    can exercise deadlines quickly; the HTTP API keeps Lambda's whole seconds (1–900).
+    """
+
+    name: str
+    handler: str
+    code_dir: str | os.PathLike[str]
+    runtime: str = "python3.11"
+    memory_mb: int = 128
+    timeout_s: float = 3
+    ephemeral_storage_mb: int = 512
+    environment: Mapping[str, str] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    layers: tuple[str | os.PathLike[str], ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ConfigError("name", f"must match [A-Za-z0-9_-]{{1,64}}, got {self.name!r}")
+        if not isinstance(self.handler, str) or not self.handler or len(self.handler) > 128 or any(
+            c.isspace() for c in self.handler
+        ):
+            raise ConfigError("handler", f"must be 1-128 characters without spaces, got {self.handler!r}")
+        if not isinstance(self.runtime, str) or not _RUNTIME.match(self.runtime):
+            raise ConfigError(
+                "runtime", f"must be a python3.N runtime (this scheduler runs Python), got {self.runtime!r}"
+            )
+        _int_between("memory_mb", self.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB)
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float):
+            raise ConfigError("timeout_s", f"must be a number of seconds, got {self.timeout_s!r}")
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise ConfigError("timeout_s", f"must be greater than 0 and at most {MAX_TIMEOUT_S}, got {self.timeout_s}")
+        _int_between("ephemeral_storage_mb", self.ephemeral_storage_mb, MIN_EPHEMERAL_MB, MAX_EPHEMERAL_MB)
+        self._check_concurrency()
+        code_dir = Path(self.code_dir).resolve()
+        if not code_dir.is_dir():
+            raise ConfigError("code_dir", f"must be an existing directory, got {str(self.code_dir)!r}")
+        object.__setattr__(self, "code_dir", code_dir)
+        layers = tuple(Path(p).resolve() for p in self.layers)
+        for layer in layers:
+            if not layer.is_dir():
+                raise ConfigError("layers", f"must be existing directories, got {str(layer)!r}")
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "environment", _check_environment(self.environment))
+
+    def _check_concurrency(self) -> None:
+        if self.reserved_concurrency is not None:
+            _int_between("reserved_concurrency", self.reserved_concurrency, 0, 1_000_000)
+        _int_between("provisioned_concurrency", self.provisioned_concurrency, 0, 1_000_000)
+        if self.reserved_concurrency is not None and self.provisioned_concurrency > self.reserved_concurrency:
+            raise ConfigError(
+                "provisioned_concurrency",
+                f"must not exceed reserved_concurrency ({self.reserved_concurrency}), got "
+                f"{self.provisioned_concurrency}",
+            )
+
+    @property
+    def task_root(self) -> Path:
+        assert isinstance(self.code_dir, Path)
+        return self.code_dir
+
+    def replace(self, **changes: Any) -> FunctionConfig:
+        """A copy with some fields changed, validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_environment(env: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(env, Mapping):
+        raise ConfigError("environment", f"must be a mapping of strings, got {type(env).__name__}")
+    checked: dict[str, str] = {}
+    size = 0
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise ConfigError("environment", f"variable names must match [a-zA-Z][a-zA-Z0-9_]*, got {key!r}")
+        if key in RESERVED_ENV_KEYS:
+            raise ConfigError("environment", f"{key} is reserved by Lambda and cannot be set")
+        if not isinstance(value, str):
+            raise ConfigError("environment", f"value of {key} must be a string, got {type(value).__name__}")
+        size += len(key.encode()) + len(value.encode())
+        checked[key] = value
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError("environment", f"must total at most {MAX_ENVIRONMENT_BYTES} bytes, got {size}")
+    return checked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    """Settings of the scheduler as a whole. Defaults are Lambda's where Lambda has one."""
+
+    account_concurrency: int = 1000
+    # Lambda keeps at least 100 unreserved; a smaller account limit lowers it to fit.
+    min_unreserved_concurrency: int = 100
+    # Scaling rate: at most `scale_limit` new environments per function per `scale_window_s`,
+    # refilled continuously (LAMBDA_SPEC §6).
+    scale_limit: int = 1000
+    scale_window_s: float = 10.0
+    idle_ttl_s: float = 600.0
+    max_lifetime_s: float = 7200.0
+    init_timeout_s: float = 10.0
+    shutdown_timeout_s: float = 2.0
+    drain_timeout_s: float = 30.0
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    # Modules imported once in the zygote so every environment starts with them loaded.
+    preload: tuple[str, ...] = ()
+    # Per-invocation log text kept in memory (the tail survives; older output is dropped).
+    max_log_bytes: int = 1 << 20
+    python: str = field(default_factory=lambda: sys.executable)
+
+    def __post_init__(self) -> None:
+        _int_between("account_concurrency", self.account_concurrency, 1, 1_000_000)
+        _int_between("min_unreserved_concurrency", self.min_unreserved_concurrency, 0, 1_000_000)
+        _int_between("scale_limit", self.scale_limit, 1, 1_000_000)
+        for name in ("scale_window_s", "idle_ttl_s", "max_lifetime_s", "init_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, f"must be greater than 0, got {getattr(self, name)}")
+        for name in ("shutdown_timeout_s", "drain_timeout_s"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(name, f"must be at least 0, got {getattr(self, name)}")
+        _int_between("max_log_bytes", self.max_log_bytes, 4096, 1 << 30)
+        if not re.fullmatch(r"\d{12}", self.account_id):
+            raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
+
+    @property
+    def unreserved_floor(self) -> int:
+        return min(self.min_unreserved_concurrency, self.account_concurrency)
+
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+    def replace(self, **changes: Any) -> SchedulerConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,414 @@
+"""One execution environment, seen from the scheduler: a handle on a forked worker process.
+
+    STARTING ──Ready──► IDLE ⇄ BUSY ──► STOPPING ──exit──► DEAD
+        │                 │       │         ▲
+        └─init failed/timeout─────┴─timeout, crash, protocol error (SIGKILL)
+
+All of an environment's state lives here, and every state change goes through ``_set_state``.
+The handle owns three pipes: control out (frames to the worker), control in (frames from it)
+and log (the worker's stdout/stderr). It never polls: frames and log output arrive through
+event-loop readers, the deadline is a loop timer that SIGKILLs the process, and the exit
+status arrives from the zygote, which reaps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from . import protocol
+from .errors import SchedulerError
+from .logs import LogBuffer, describe_exit
+from .protocol import FunctionError, InitFailed, ProtocolError, Ready, Response, Spawn
+
+if TYPE_CHECKING:
+    from .zygote import ZygoteClient
+
+log = logging.getLogger("lambda_scheduler.environment")
+
+_decoder = msgspec.msgpack.Decoder(protocol.FromEnvironment)
+_encoder = msgspec.msgpack.Encoder()
+# 64 KiB: a larger read makes glibc mmap and munmap its buffer on every call.
+_READ_SIZE = 1 << 16
+_LOG_READ_SIZE = 1 << 16
+_DRAIN_READS = 32  # bound on one synchronous log drain, against a writer that never stops
+
+
+class EnvState(str, enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+_TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
+    EnvState.STARTING: frozenset({EnvState.IDLE, EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.IDLE: frozenset({EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.BUSY: frozenset({EnvState.IDLE, EnvState.STOPPING}),
+    EnvState.STOPPING: frozenset({EnvState.DEAD}),
+    EnvState.DEAD: frozenset(),
+}
+
+
+class Died:
+    """The process exited (or was killed) before answering."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status: int, reason: str | None) -> None:
+        self.status = status
+        self.reason = reason
+
+
+class TimedOut:
+    __slots__ = ()
+
+
+TIMED_OUT = TimedOut()
+
+StartOutcome = Ready | InitFailed | Died | TimedOut
+RunOutcome = Response | FunctionError | Died | TimedOut
+
+
+class EnvironmentOwner(Protocol):
+    def on_environment_lost(self, env: Environment) -> None: ...
+
+
+class SpawnError(SchedulerError):
+    """The zygote could not fork an environment (a host limit, not the function's fault)."""
+
+
+class Environment:
+    __slots__ = (
+        "owner",
+        "provisioned",
+        "log_stream",
+        "state",
+        "pid",
+        "created_at",
+        "last_used",
+        "invocations",
+        "max_rss_kb",
+        "kill_reason",
+        "exit_status",
+        "_loop",
+        "_pidfd",
+        "_in_w",
+        "_out_r",
+        "_log_r",
+        "_splitter",
+        "_waiter",
+        "_timer",
+        "_request_id",
+        "_sink",
+        "_unsent",
+        "_exited",
+        "on_stopping",
+    )
+
+    def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str) -> None:
+        self.owner = owner
+        self.provisioned = provisioned
+        self.log_stream = log_stream
+        self.state = EnvState.STARTING
+        self.pid = 0
+        self._loop = asyncio.get_running_loop()
+        self.created_at = self.last_used = self._loop.time()
+        self.invocations = 0
+        self.max_rss_kb = 0
+        self.kill_reason: str | None = None
+        self.exit_status: int | None = None
+        self._pidfd = -1
+        self._in_w = self._out_r = self._log_r = -1
+        self._splitter = protocol.FrameSplitter(_decoder)
+        self._waiter: asyncio.Future[StartOutcome] | asyncio.Future[RunOutcome] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._request_id = ""
+        self._sink: LogBuffer | None = None
+        self._unsent: memoryview | None = None
+        self._exited: asyncio.Future[int] = self._loop.create_future()
+        # Called once when the environment leaves service (starts stopping or dies).
+        self.on_stopping: Callable[[Environment], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Environment pid={self.pid} {self.state.value}{' provisioned' if self.provisioned else ''}>"
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _set_state(self, new: EnvState) -> None:
+        if new not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"environment {self.pid}: illegal transition {self.state.value} -> {new.value}")
+        self.state = new
+        if new is EnvState.STOPPING and self.on_stopping is not None:
+            callback, self.on_stopping = self.on_stopping, None
+            callback(self)
+
+    def mark_idle(self) -> None:
+        self._sink = None
+        self.last_used = self._loop.time()
+        self._set_state(EnvState.IDLE)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in (EnvState.STARTING, EnvState.IDLE, EnvState.BUSY)
+
+    # --- start and Init -------------------------------------------------------------------
+
+    def start(self, zygote: ZygoteClient, request: Spawn, init_log: LogBuffer, timeout: float) -> asyncio.Future[StartOutcome]:
+        """Fork the worker and run Init; resolves with Ready, InitFailed, Died or TIMED_OUT."""
+        in_r, self._in_w = os.pipe()
+        self._out_r, out_w = os.pipe()
+        self._log_r, log_w = os.pipe()
+        for fd in (self._in_w, self._out_r, self._log_r):
+            os.set_blocking(fd, False)
+        self._sink = init_log
+        waiter: asyncio.Future[StartOutcome] = self._loop.create_future()
+        self._waiter = waiter
+        self._loop.add_reader(self._out_r, self._on_control)
+        self._loop.add_reader(self._log_r, self._on_log)
+        try:
+            zygote.spawn(request, [in_r, out_w, log_w], self)
+        except Exception as exc:  # noqa: BLE001 - the zygote is gone: this start failed
+            self.on_spawn_failed(str(exc))
+        finally:
+            for fd in (in_r, out_w, log_w):
+                os.close(fd)
+        self._timer = self._loop.call_at(self.created_at + timeout, self._on_deadline)
+        return waiter
+
+    def on_spawned(self, pid: int, pidfd: int) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+        if self.kill_reason is not None:
+            self._signal(signal.SIGKILL)
+
+    def on_spawn_failed(self, message: str) -> None:
+        log.error("could not start an environment: %s", message)
+        self._resolve_exception(SpawnError(f"Could not start an execution environment: {message}"))
+        self._finish(-1)
+
+    # --- invoke ---------------------------------------------------------------------------
+
+    def run(self, frame: protocol.Invoke, sink: LogBuffer, deadline: float) -> asyncio.Future[RunOutcome]:
+        """Send one invocation; resolves with its reply, or Died / TIMED_OUT. ``deadline`` is
+        loop time; at that moment the process is killed and TIMED_OUT returned at once."""
+        self._set_state(EnvState.BUSY)
+        self.invocations += 1
+        self._request_id = frame.request_id
+        self._sink = sink
+        waiter: asyncio.Future[RunOutcome] = self._loop.create_future()
+        self._waiter = waiter
+        self._timer = self._loop.call_at(deadline, self._on_deadline)
+        self._send(protocol.frame(_encoder, frame))
+        return waiter
+
+    def _send(self, data: bytearray) -> None:
+        try:
+            written = os.write(self._in_w, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            return  # the worker is gone; its exit will resolve the waiter
+        if written < len(data):
+            self._unsent = memoryview(data)[written:]
+            self._loop.add_writer(self._in_w, self._on_writable)
+
+    def _on_writable(self) -> None:
+        assert self._unsent is not None
+        try:
+            written = os.write(self._in_w, self._unsent)
+        except BlockingIOError:
+            return
+        except OSError:
+            written = len(self._unsent)
+        self._unsent = self._unsent[written:]
+        if not self._unsent:
+            self._unsent = None
+            self._loop.remove_writer(self._in_w)
+
+    # --- reading frames and output --------------------------------------------------------
+
+    def _on_control(self) -> None:
+        try:
+            data = os.read(self._out_r, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._out_r)
+            self.kill("control channel closed")
+            return
+        try:
+            frames = self._splitter.feed(data)
+        except ProtocolError as exc:
+            self._loop.remove_reader(self._out_r)
+            self.kill(f"protocol error: {exc}")
+            return
+        for msg in frames:
+            self._on_frame(msg)
+
+    def _on_frame(self, msg: object) -> None:
+        waiter = self._waiter
+        if self.state is EnvState.BUSY and type(msg) in (Response, FunctionError):
+            if msg.request_id != self._request_id:  # type: ignore[attr-defined]
+                self.kill(f"protocol error: reply for request {msg.request_id!r}")  # type: ignore[attr-defined]
+                return
+        elif not (self.state is EnvState.STARTING and type(msg) in (Ready, InitFailed)):
+            self.kill(f"protocol error: unexpected {type(msg).__name__} while {self.state.value}")
+            return
+        if waiter is None or waiter.done():
+            return
+        self._cancel_timer()
+        self._drain_log()
+        self.max_rss_kb = getattr(msg, "max_rss_kb", self.max_rss_kb)
+        self._waiter = None
+        waiter.set_result(msg)  # type: ignore[arg-type]
+
+    def _on_log(self) -> None:
+        try:
+            data = os.read(self._log_r, _LOG_READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._log_r)
+            return
+        if self._sink is not None:
+            self._sink.append(data)
+
+    def _drain_log(self) -> None:
+        """Take what the worker wrote before its reply, so the output lands in this invocation."""
+        sink = self._sink
+        for _ in range(_DRAIN_READS):
+            try:
+                data = os.read(self._log_r, _LOG_READ_SIZE)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            if sink is not None:
+                sink.append(data)
+
+    # --- ending ---------------------------------------------------------------------------
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        self.kill("timeout")
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            self._drain_log()
+            waiter.set_result(TIMED_OUT)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _signal(self, sig: int) -> None:
+        if self.pid <= 0 or self.exit_status is not None:
+            return
+        try:
+            if self._pidfd >= 0:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            else:
+                os.kill(self.pid, sig)
+        except OSError:
+            pass
+        try:
+            os.killpg(self.pid, sig)  # what the handler forked, too
+        except OSError:
+            pass
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL the environment. Its pending call, if any, resolves when the exit arrives."""
+        if self.state in (EnvState.DEAD,):
+            return
+        if self.kill_reason is None:
+            self.kill_reason = reason
+            if reason.startswith("protocol error"):
+                log.warning("killing environment %d: %s", self.pid, reason)
+            else:
+                log.debug("killing environment %d: %s", self.pid, reason)
+        if self.state is not EnvState.STOPPING:
+            self._set_state(EnvState.STOPPING)
+        self._signal(signal.SIGKILL)
+
+    def terminate(self, reason: str = "shutdown") -> None:
+        """Start Lambda's Shutdown: leave service now and send SIGTERM."""
+        if self.state in (EnvState.STOPPING, EnvState.DEAD):
+            return
+        self.kill_reason = self.kill_reason or reason
+        self._set_state(EnvState.STOPPING)
+        self._signal(signal.SIGTERM)
+
+    async def shutdown(self, grace: float) -> None:
+        """Lambda's Shutdown: SIGTERM, up to ``grace`` seconds, then SIGKILL."""
+        if self.state is EnvState.DEAD:
+            return
+        self.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), grace)
+        except asyncio.TimeoutError:
+            self._signal(signal.SIGKILL)
+            await self._exited
+
+    async def wait_exited(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def on_exit(self, status: int) -> None:
+        """From the zygote: the process is gone and reaped."""
+        was = self.state
+        if self.kill_reason in (None, "control channel closed"):
+            log.warning("environment %d exited on its own: %s", self.pid, describe_exit(status))
+        self._drain_log()
+        self._finish(status)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Died(status, self.kill_reason))  # type: ignore[arg-type]
+        elif was is EnvState.IDLE:
+            log.warning("idle environment %d exited unexpectedly (status %#x)", self.pid, status)
+            self.owner.on_environment_lost(self)
+
+    def _resolve_exception(self, exc: BaseException) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _finish(self, status: int) -> None:
+        if self.pid > 0:
+            # Whatever the handler forked dies with the environment. The group id cannot be
+            # reused while any member lives, so this never hits a stranger.
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.exit_status = status
+        if self.state is not EnvState.DEAD:
+            if self.state is not EnvState.STOPPING:
+                self._set_state(EnvState.STOPPING)
+            self._set_state(EnvState.DEAD)
+        self._cancel_timer()
+        self._sink = None
+        for fd in (self._out_r, self._log_r):
+            if fd >= 0:
+                self._loop.remove_reader(fd)
+        if self._unsent is not None:
+            self._loop.remove_writer(self._in_w)
+            self._unsent = None
+        for name in ("_in_w", "_out_r", "_log_r", "_pidfd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        if not self._exited.done():
+            self._exited.set_result(status)

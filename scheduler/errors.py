@@ -1,0 +1,115 @@
+"""The scheduler's error hierarchy, and the one place that maps it to Lambda's service errors.
+
+Function errors (a handler raising, timing out, crashing) are *not* exceptions here: they are
+results, returned with ``error_type`` set, exactly as Lambda returns them with status 200.
+Exceptions are for service errors — the request never reached a handler — and each one knows
+the Lambda error code, HTTP status and JSON body that botocore turns into its modeled exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SchedulerError(Exception):
+    """Base class: a service error that Lambda would answer without running the function."""
+
+    code = "ServiceException"
+    status = 500
+    kind = "Service"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body Lambda sends; botocore reads ``Type`` and ``message``/``Message``."""
+        return {"Type": self.kind, "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {"x-amzn-ErrorType": self.code}
+
+
+class ConfigError(SchedulerError, ValueError):
+    """A setting is out of Lambda's bounds; the message names the field and the bound."""
+
+    code = "InvalidParameterValueException"
+    status = 400
+    kind = "User"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidParameterValue(SchedulerError, ValueError):
+    code = "InvalidParameterValueException"
+    status = 400
+    kind = "User"
+
+
+class RequestTooLarge(SchedulerError, ValueError):
+    """413: Lambda's (unmodeled) RequestEntityTooLargeException for an oversized payload."""
+
+    code = "RequestEntityTooLargeException"
+    status = 413
+    kind = "User"
+
+
+class ValidationError(SchedulerError, ValueError):
+    """Lambda's unmodeled constraint violation (``ValidationException``)."""
+
+    code = "ValidationException"
+    status = 400
+    kind = "User"
+
+
+class FunctionNotFound(SchedulerError, LookupError):
+    code = "ResourceNotFoundException"
+    status = 404
+    kind = "User"
+
+    def __init__(self, arn: str) -> None:
+        super().__init__(f"Function not found: {arn}")
+        self.arn = arn
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
+class ResourceConflict(SchedulerError):
+    code = "ResourceConflictException"
+    status = 409
+    kind = "User"
+
+
+class Throttled(SchedulerError):
+    """429: the invocation was refused at admission, before any environment was touched."""
+
+    code = "TooManyRequestsException"
+    status = 429
+    kind = "User"
+
+    def __init__(self, reason: str, message: str = "Rate Exceeded.") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        return {"Reason": self.reason, "Type": self.kind, "message": self.message}
+
+
+class SchedulerClosed(SchedulerError):
+    """The scheduler is stopping (or never started) and admits no new invocations."""
+
+    code = "ServiceException"
+    status = 503
+
+    def __init__(self, message: str = "The scheduler is shutting down.") -> None:
+        super().__init__(message)
+
+
+# Throttle reasons, with Lambda's spelling (LAMBDA_SPEC §1).
+ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
+RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"

@@ -1,0 +1,306 @@
+"""The environments of one function configuration, and how an invocation gets one.
+
+Routing, in Lambda's order (LAMBDA_SPEC §6): an idle provisioned environment; else an idle
+on-demand environment, most recently used first (so surplus ones sit at the cold end of the
+deque and age out); else a new environment, if the function's scaling allowance has a token.
+
+A cold start runs Init under the Init limit; if Init fails or times out, the environment is
+discarded and Init is retried once inside the invoke phase, under the function's timeout, in a
+fresh environment (LAMBDA_SPEC §2, §5). A pool is bound to one configuration: when the
+function is updated the pool is retired, its idle environments shut down, and busy ones shut
+down when their invocation ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from . import envvars, logs
+from .config import FunctionConfig, SchedulerConfig
+from .environment import TIMED_OUT, Died, Environment, EnvState, StartOutcome
+from .invocation import Invocation, InvocationResult
+from .logs import LogBuffer
+from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
+
+if TYPE_CHECKING:
+    from .zygote import ZygoteClient
+
+log = logging.getLogger("lambda_scheduler.pool")
+
+_INIT_EXIT_ERROR = "Runtime.ExitError"
+_PROVISION_BACKOFF_MAX_S = 60.0
+
+
+class PoolContext:
+    """What a pool needs from the scheduler that owns it."""
+
+    def __init__(
+        self,
+        zygote: ZygoteClient,
+        settings: SchedulerConfig,
+        background: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    ) -> None:
+        self.zygote = zygote
+        self.settings = settings
+        self.background = background
+
+
+class Pool:
+    def __init__(self, ctx: PoolContext, config: FunctionConfig) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
+        self.provisioned_idle: deque[Environment] = deque()
+        self.environments: set[Environment] = set()
+        self.provisioned_target = config.provisioned_concurrency
+        self.provisioning = 0  # provisioned environments still in Init
+        self.provisioned_alive = 0  # provisioned environments started and not yet stopping
+        self.retired = False
+        self._loop = asyncio.get_running_loop()
+        self._base_env = envvars.base_environment(config, ctx.settings)
+        self._sys_path = envvars.code_path(config)
+
+    # --- routing --------------------------------------------------------------------------
+
+    def take_idle(self, inv: Invocation) -> Environment | None:
+        """An idle environment for ``inv`` (setting its start type), or None."""
+        if self.provisioned_idle:
+            inv.start = "provisioned"
+            return self.provisioned_idle.pop()
+        if self.idle:
+            inv.start = "warm"
+            return self.idle.pop()
+        return None
+
+    async def invoke(self, inv: Invocation, allow_new: Callable[[], bool]) -> InvocationResult:
+        """Run ``inv`` in an environment. ``allow_new`` is asked before a new environment is
+        started and may raise (the scaling limit)."""
+        env = self.take_idle(inv)
+        if env is not None:
+            inv.log_start()
+            return await self._run(env, inv, self._loop.time() + self.config.timeout_s)
+        allow_new()
+        inv.start = "cold"
+        started = await self._cold_start(inv)
+        if isinstance(started, InvocationResult):
+            return started
+        env, deadline = started
+        return await self._run(env, inv, deadline)
+
+    async def _run(self, env: Environment, inv: Invocation, deadline: float) -> InvocationResult:
+        # Durations come from perf_counter: uvloop's loop clock only ticks in milliseconds.
+        began = time.perf_counter()
+        deadline_ms = int((time.time() + (deadline - self._loop.time())) * 1000)
+        waiter = env.run(inv.frame(deadline_ms), inv.output, deadline)
+        try:
+            outcome = await waiter
+        except asyncio.CancelledError:
+            # The caller went away; the invocation runs on (as on Lambda) and the
+            # environment comes back to the pool when it answers.
+            waiter.add_done_callback(lambda _: self.release(env))
+            raise
+        if type(outcome) is Response:
+            result = inv.finish_response(outcome)
+            self.release(env)
+        elif type(outcome) is FunctionError:
+            result = inv.finish_error(outcome)
+            self.release(env)
+        elif outcome is TIMED_OUT:
+            result = inv.finish_timeout((time.perf_counter() - began) * 1000, env.max_rss_kb)
+        else:
+            assert isinstance(outcome, Died)
+            result = inv.finish_exit(outcome.status, (time.perf_counter() - began) * 1000, env.max_rss_kb)
+        return result
+
+    def release(self, env: Environment) -> None:
+        """An environment finished an invocation: back to idle, or retired."""
+        if env.state is not EnvState.BUSY:
+            return  # killed in the meantime
+        if self.retired or self._expired(env, self._loop.time()) or (env.provisioned and self._surplus()):
+            self.retire(env, "retired")
+            return
+        env.mark_idle()
+        (self.provisioned_idle if env.provisioned else self.idle).append(env)
+
+    # --- starting environments ------------------------------------------------------------
+
+    async def start_environment(self, provisioned: bool, sink: LogBuffer, timeout: float) -> tuple[Environment, StartOutcome]:
+        zygote = self.ctx.zygote
+        if not zygote.alive:
+            await zygote.ensure_running()
+        env = Environment(self, provisioned, logs.log_stream_name())
+        self.environments.add(env)
+        env._exited.add_done_callback(lambda _: self.environments.discard(env))  # noqa: SLF001
+        request = Spawn(
+            0,
+            self.config.handler,
+            str(self.config.task_root),
+            self._sys_path,
+            envvars.environment_for(self._base_env, env.log_stream, provisioned),
+        )
+        outcome = await env.start(zygote, request, sink, timeout)
+        if type(outcome) is not Ready:
+            env.kill("init failed" if type(outcome) is not InitFailed else "init error")
+        return env, outcome
+
+    async def _cold_start(self, inv: Invocation) -> tuple[Environment, float] | InvocationResult:
+        """Start an environment for ``inv``: (environment, invoke deadline), or the result of
+        an Init that failed twice."""
+        init_log = LogBuffer(self.ctx.settings.max_log_bytes)
+        inv.parts.append(init_log)
+        began = time.perf_counter()
+        env, outcome = await self.start_environment(False, init_log, self.ctx.settings.init_timeout_s)
+        init_ms = (time.perf_counter() - began) * 1000
+        if type(outcome) is Ready:
+            inv.init_ms = init_ms
+            inv.log_start()
+            return env, self._loop.time() + self.config.timeout_s
+        inv.parts.append(_init_report(init_ms, "init", outcome))
+        # Lambda retries a failed Init inside the invoke phase, under the function timeout.
+        inv.init_ms = None
+        inv.log_start()
+        began = time.perf_counter()
+        deadline = self._loop.time() + self.config.timeout_s
+        env, outcome = await self.start_environment(False, inv.output, self.config.timeout_s)
+        if type(outcome) is Ready:
+            return env, deadline
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        inv.log_text(_init_report(elapsed_ms, "invoke", outcome))
+        if outcome is TIMED_OUT:
+            return inv.finish_timeout(elapsed_ms, env.max_rss_kb)
+        if type(outcome) is InitFailed:
+            return inv.finish_init_error(outcome.error_type, outcome.payload, elapsed_ms, env.max_rss_kb)
+        assert isinstance(outcome, Died)
+        return inv.finish_exit(outcome.status, elapsed_ms, env.max_rss_kb)
+
+    # --- provisioned concurrency ----------------------------------------------------------
+
+    def provisioned_live(self) -> int:
+        return self.provisioning + self.provisioned_alive
+
+    def ensure_provisioned(self) -> list[asyncio.Task[None]]:
+        """Start or retire provisioned environments until exactly the target are live."""
+        if self.retired:
+            return []
+        tasks = []
+        for _ in range(self.provisioned_target - self.provisioned_live()):
+            self.provisioning += 1
+            tasks.append(self.ctx.background(self._provision_one()))
+        while self.provisioned_live() > self.provisioned_target and self.provisioned_idle:
+            self.retire(self.provisioned_idle.popleft(), "provisioned concurrency lowered")
+        return tasks
+
+    async def _provision_one(self) -> None:
+        """Start one provisioned environment (counted in ``provisioning`` until it is ready),
+        retrying a failed Init with backoff for as long as the pool wants it."""
+        timeout = max(130.0, self.config.timeout_s)
+        delay = 1.0
+        counted = True
+        try:
+            while not self.retired:
+                sink = LogBuffer(self.ctx.settings.max_log_bytes)
+                env, outcome = await self.start_environment(True, sink, timeout)
+                if type(outcome) is Ready:
+                    self.provisioning -= 1
+                    counted = False
+                    self.provisioned_alive += 1
+                    env.on_stopping = self._provisioned_stopping
+                    if self.retired or self._surplus():
+                        self.retire(env, "provisioned concurrency lowered")
+                    else:
+                        env.mark_idle()
+                        self.provisioned_idle.append(env)
+                    return
+                log.error(
+                    "provisioned environment of %s failed Init (%s); retrying in %.0f s\n%s",
+                    self.config.name,
+                    _describe(outcome),
+                    delay,
+                    sink.text(),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _PROVISION_BACKOFF_MAX_S)
+        finally:
+            if counted:
+                self.provisioning -= 1
+
+    def _surplus(self) -> bool:
+        return self.provisioned_live() > self.provisioned_target
+
+    # --- keep-alive and retirement --------------------------------------------------------
+
+    def _expired(self, env: Environment, now: float) -> bool:
+        return now - env.created_at >= self.ctx.settings.max_lifetime_s
+
+    def reap(self, now: float) -> int:
+        """Retire idle environments past the idle TTL or the maximum lifetime. Busy ones are
+        never touched; a provisioned one past its lifetime is replaced."""
+        ttl = self.ctx.settings.idle_ttl_s
+        reaped = 0
+        idle = self.idle
+        while idle and now - idle[0].last_used >= ttl:
+            self.retire(idle.popleft(), "idle")
+            reaped += 1
+        for queue in (idle, self.provisioned_idle):
+            for env in [e for e in queue if self._expired(e, now)]:
+                queue.remove(env)
+                self.retire(env, "lifetime")
+                reaped += 1
+        return reaped
+
+    def _provisioned_stopping(self, env: Environment) -> None:
+        """A provisioned environment left service (crash, timeout, lifetime, retirement):
+        start its replacement if the pool still wants one."""
+        self.provisioned_alive -= 1
+        self.ensure_provisioned()
+
+    def retire(self, env: Environment, reason: str) -> None:
+        """Shut an environment down gracefully (SIGTERM, grace, SIGKILL) in the background."""
+        if env.state is EnvState.DEAD:
+            return
+        log.debug("retiring environment %d of %s: %s", env.pid, self.config.name, reason)
+        env.terminate(reason)
+        self.ctx.background(env.shutdown(self.ctx.settings.shutdown_timeout_s))
+
+    def retire_all(self) -> None:
+        """This configuration is replaced or removed: idle environments go now, busy ones
+        when their invocation ends."""
+        self.retired = True
+        for queue in (self.idle, self.provisioned_idle):
+            while queue:
+                self.retire(queue.popleft(), "configuration changed")
+
+    def on_environment_lost(self, env: Environment) -> None:
+        for queue in (self.idle, self.provisioned_idle):
+            try:
+                queue.remove(env)
+            except ValueError:
+                pass
+
+    def counts(self) -> dict[EnvState, int]:
+        out = dict.fromkeys(EnvState, 0)
+        for env in self.environments:
+            out[env.state] += 1
+        return out
+
+
+def _describe(outcome: StartOutcome) -> str:
+    if outcome is TIMED_OUT:
+        return "timeout"
+    if type(outcome) is InitFailed:
+        return outcome.error_type
+    if isinstance(outcome, Died):
+        return logs.describe_exit(outcome.status)
+    return "ready"
+
+
+def _init_report(init_ms: float, phase: str, outcome: StartOutcome) -> str:
+    if outcome is TIMED_OUT:
+        return logs.init_report_line(init_ms, phase, "timeout")
+    error_type = outcome.error_type if type(outcome) is InitFailed else _INIT_EXIT_ERROR
+    return logs.init_report_line(init_ms, phase, "error", error_type)

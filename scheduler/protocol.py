@@ -1,0 +1,169 @@
+"""Wire formats: control frames between the scheduler and an environment, and zygote messages.
+
+Control channel (one pipe each way per environment)::
+
+    +---------------------------+-------------------------------------------+
+    | length: 4 bytes, big end. | msgspec msgpack body (tagged, array-like) |
+    +---------------------------+-------------------------------------------+
+
+The scheduler sends :class:`Invoke`; the environment answers :class:`Ready` or
+:class:`InitFailed` once after Init, then one :class:`Response` or :class:`FunctionError` per
+invoke, carrying the request id it answers. Anything else — a bad length, a body that does not
+decode, a reply for another request id — is a protocol error, and the environment is destroyed.
+
+The handler's stdout/stderr never touch this channel: they go to a separate log pipe.
+
+Zygote socket (AF_UNIX SOCK_SEQPACKET, one message per datagram, file descriptors attached with
+SCM_RIGHTS): :class:`Spawn` → :class:`Spawned` (+ pidfd) | :class:`SpawnFailed`, and
+:class:`Exited` whenever an environment process is reaped.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+# Sync payload limit each way (LAMBDA_SPEC §1) plus room for the envelope.
+MAX_PAYLOAD = 6 * 1024 * 1024
+MAX_FRAME = MAX_PAYLOAD + 64 * 1024
+HEADER = 4
+
+
+# --- scheduler -> environment -------------------------------------------------------------
+
+
+class Invoke(msgspec.Struct, tag="invoke", array_like=True):
+    request_id: str
+    payload: bytes
+    deadline_ms: int  # epoch milliseconds, as Lambda's Lambda-Runtime-Deadline-Ms header
+    invoked_arn: str
+    client_context: str | None = None  # JSON text, already base64-decoded
+    cognito_identity: str | None = None  # JSON text
+    trace_id: str | None = None
+    tenant_id: str | None = None
+
+
+# --- environment -> scheduler -------------------------------------------------------------
+
+
+class Ready(msgspec.Struct, tag="ready", array_like=True):
+    init_ns: int
+    max_rss_kb: int
+
+
+class InitFailed(msgspec.Struct, tag="init_failed", array_like=True):
+    error_type: str
+    payload: bytes  # Lambda's error JSON
+    init_ns: int
+
+
+class Response(msgspec.Struct, tag="response", array_like=True):
+    request_id: str
+    payload: bytes
+    duration_ns: int
+    max_rss_kb: int
+
+
+class FunctionError(msgspec.Struct, tag="error", array_like=True):
+    request_id: str
+    error_type: str
+    payload: bytes  # Lambda's error JSON
+    duration_ns: int
+    max_rss_kb: int
+
+
+ToEnvironment = Invoke
+FromEnvironment = Ready | InitFailed | Response | FunctionError
+
+
+# --- scheduler <-> zygote -----------------------------------------------------------------
+
+
+class Spawn(msgspec.Struct, tag="spawn"):
+    """Fork one environment. Attached fds: control-in (read), control-out (write), log (write)."""
+
+    env_id: int
+    handler: str
+    task_root: str
+    sys_path: list[str]
+    environ: dict[str, str]
+    # Resource isolation set up in the child before user code runs (see scheduler.limits).
+    isolation: dict[str, object] = {}
+
+
+class Hello(msgspec.Struct, tag="hello"):
+    pid: int
+
+
+class Spawned(msgspec.Struct, tag="spawned"):
+    env_id: int
+    pid: int
+    has_pidfd: bool
+
+
+class SpawnFailed(msgspec.Struct, tag="spawn_failed"):
+    env_id: int
+    message: str
+
+
+class Exited(msgspec.Struct, tag="exited"):
+    pid: int
+    status: int  # raw wait status
+
+
+ToZygote = Spawn
+FromZygote = Hello | Spawned | SpawnFailed | Exited
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or sent a message that makes no sense in its state."""
+
+
+def frame(encoder: msgspec.msgpack.Encoder, msg: msgspec.Struct) -> bytearray:
+    """Encode ``msg`` behind its 4-byte length prefix, in one buffer (one write)."""
+    buf = bytearray(HEADER)
+    encoder.encode_into(msg, buf, HEADER)
+    buf[:HEADER] = (len(buf) - HEADER).to_bytes(HEADER, "big")
+    return buf
+
+
+class FrameSplitter:
+    """Incremental decoder for the length-prefixed stream, shared by both ends.
+
+    ``feed`` returns the complete messages in ``data``; a partial frame is kept for the next
+    call. The common case — exactly one whole frame per read — takes no copy.
+    """
+
+    __slots__ = ("_decoder", "_max", "_pending")
+
+    def __init__(self, decoder: msgspec.msgpack.Decoder, max_frame: int = MAX_FRAME) -> None:
+        self._decoder = decoder
+        self._max = max_frame
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[object]:
+        if self._pending:
+            self._pending += data
+            data = bytes(self._pending)
+            self._pending.clear()
+        out: list[object] = []
+        view = memoryview(data)
+        pos, end = 0, len(data)
+        while end - pos >= HEADER:
+            size = int.from_bytes(view[pos : pos + HEADER], "big")
+            if size > self._max or size == 0:
+                raise ProtocolError(f"frame length {size} outside 1..{self._max}")
+            if end - pos - HEADER < size:
+                break
+            start = pos + HEADER
+            try:
+                out.append(self._decoder.decode(view[start : start + size]))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise ProtocolError(f"undecodable frame: {exc}") from None
+            pos = start + size
+        if pos < end:
+            self._pending += view[pos:]
+        return out
+
+    @property
+    def buffered(self) -> int:
+        return len(self._pending)

@@ -1,0 +1,289 @@
+"""The Scheduler: functions, their pools, admission, keep-alive, and the life of the whole.
+
+    invoke(name, payload) ─► resolve function ─► Admission.admit (throttle → 429)
+                          ─► Pool.invoke (warm first, else cold start) ─► InvocationResult
+
+One zygote serves every pool. A function is a :class:`FunctionState` that outlives its
+configurations: updating it swaps in a new pool and retires the old one, while the counters
+that limits depend on (in-flight invocations, the scaling allowance) carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from . import arn
+from .admission import Admission, ScalingBucket, scale_throttle
+from .config import FunctionConfig, SchedulerConfig
+from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed
+from .invocation import Invocation, InvocationResult
+from .pool import Pool, PoolContext
+from .protocol import MAX_PAYLOAD
+from .zygote import ZygoteClient
+
+log = logging.getLogger("lambda_scheduler")
+
+# Fields whose change needs new environments; the others (limits) apply in place.
+_LIMIT_FIELDS = frozenset({"reserved_concurrency", "provisioned_concurrency"})
+
+
+class FunctionState:
+    __slots__ = ("name", "config", "pool", "in_flight", "reserved", "bucket", "arn")
+
+    def __init__(self, config: FunctionConfig, pool: Pool, bucket: ScalingBucket, arn_: str) -> None:
+        self.name = config.name
+        self.config = config
+        self.pool = pool
+        self.in_flight = 0
+        self.reserved: int | None = None
+        self.bucket = bucket
+        self.arn = arn_
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload).encode()
+
+
+class Scheduler:
+    """Runs Lambda functions in forked execution environments.
+
+    ``async with Scheduler(functions=[FunctionConfig(...)]) as s: await s.invoke(name, event)``
+    """
+
+    def __init__(
+        self, functions: Iterable[FunctionConfig] = (), config: SchedulerConfig | None = None, **settings: Any
+    ) -> None:
+        self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
+        self.admission = Admission(self.settings)
+        self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
+        self._initial = list(functions)
+        self._functions: dict[str, FunctionState] = {}
+        self._retired_pools: set[Pool] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ctx: PoolContext | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._running = False
+        self._closing = False
+        self._drained = asyncio.Event()
+
+    # --- life of the whole ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        await self.zygote.start()
+        self._ctx = PoolContext(self.zygote, self.settings, self._background)
+        self._running = True
+        provisioning: list[asyncio.Task[None]] = []
+        try:
+            for config in self._initial:
+                provisioning += self._add(config)
+        except BaseException:
+            await self.stop()
+            raise
+        self._reaper = asyncio.ensure_future(self._reap_forever())
+        if provisioning:
+            await asyncio.wait(provisioning)
+
+    async def stop(self) -> None:
+        """Stop admitting; let in-flight invocations finish (up to drain_timeout_s); shut
+        every environment down; stop the zygote. Leaves no child process behind."""
+        if not self._running or self._closing:
+            return
+        self._closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if self.admission.in_flight:
+            try:
+                await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
+        pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
+        for pool in pools:
+            pool.retire_all()
+        for task in list(self._tasks):
+            task.cancel()
+        envs = [env for pool in pools for env in pool.environments]
+        grace = self.settings.shutdown_timeout_s
+        await asyncio.gather(*(env.shutdown(grace) for env in envs), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.zygote.stop()
+        self._running = False
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def _reap_forever(self) -> None:
+        s = self.settings
+        interval = max(0.01, min(1.0, s.idle_ttl_s / 4, s.max_lifetime_s / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for fn in self._functions.values():
+                fn.pool.reap(now)
+            for pool in list(self._retired_pools):
+                if not pool.environments:
+                    self._retired_pools.discard(pool)
+
+    # --- functions ------------------------------------------------------------------------
+
+    @property
+    def functions(self) -> dict[str, FunctionState]:
+        return self._functions
+
+    def get_function(self, name: str) -> FunctionState:
+        fn = self._functions.get(name)
+        if fn is None:
+            raise FunctionNotFound(self.settings.function_arn(name))
+        return fn
+
+    def _require_running(self) -> PoolContext:
+        if self._ctx is None or self._closing:
+            raise SchedulerClosed("The scheduler is not running.")
+        return self._ctx
+
+    def _add(self, config: FunctionConfig) -> list[asyncio.Task[None]]:
+        ctx = self._require_running()
+        if config.name in self._functions:
+            raise ResourceConflict(f"Function already exist: {config.name}")
+        bucket = ScalingBucket(self.settings.scale_limit, self.settings.scale_window_s)
+        fn = FunctionState(config, Pool(ctx, config), bucket, self.settings.function_arn(config.name))
+        self.admission.set_reserved(fn, config.reserved_concurrency)
+        self._functions[config.name] = fn
+        return fn.pool.ensure_provisioned()
+
+    def add_function(self, config: FunctionConfig) -> None:
+        """Add a function; its provisioned environments start in the background."""
+        self._add(config)
+
+    def update_function(self, config: FunctionConfig) -> None:
+        """Replace a function's configuration. If anything but its concurrency limits
+        changed, new invocations get new environments; in-flight ones finish on the old."""
+        ctx = self._require_running()
+        fn = self.get_function(config.name)
+        old = fn.config
+        self.admission.check_reserved(fn, config.reserved_concurrency)
+        changed = {f for f in old.__dataclass_fields__ if getattr(old, f) != getattr(config, f)}
+        self.admission.set_reserved(fn, config.reserved_concurrency)
+        fn.config = config
+        if changed - _LIMIT_FIELDS:
+            old_pool, fn.pool = fn.pool, Pool(ctx, config)
+            old_pool.retire_all()
+            self._retired_pools.add(old_pool)
+        else:
+            fn.pool.config = config
+            fn.pool.provisioned_target = config.provisioned_concurrency
+        fn.pool.ensure_provisioned()
+
+    def remove_function(self, name: str) -> None:
+        fn = self.get_function(name)
+        self.admission.set_reserved(fn, None)
+        del self._functions[name]
+        fn.pool.retire_all()
+        self._retired_pools.add(fn.pool)
+
+    def set_reserved_concurrency(self, name: str, value: int | None) -> None:
+        fn = self.get_function(name)
+        self.update_function(fn.config.replace(reserved_concurrency=value))
+
+    def set_provisioned_concurrency(self, name: str, value: int) -> None:
+        fn = self.get_function(name)
+        self.update_function(fn.config.replace(provisioned_concurrency=value))
+
+    async def wait_provisioned(self, name: str, timeout: float = 30.0) -> None:
+        """Wait until the function's provisioned environments are all initialised."""
+        pool = self.get_function(name).pool
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pool.provisioning and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+    # --- invoke ---------------------------------------------------------------------------
+
+    def resolve(self, function_name: str, qualifier: str | None = None) -> FunctionState:
+        name, qualifier = arn.parse_function_name(function_name, qualifier)
+        fn = self._functions.get(name)
+        if fn is None or qualifier not in (None, "$LATEST"):
+            raise FunctionNotFound(self.settings.function_arn(name, qualifier))
+        return fn
+
+    async def invoke(
+        self,
+        function_name: str,
+        payload: object = b"",
+        *,
+        qualifier: str | None = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        trace_id: str | None = None,
+        tenant_id: str | None = None,
+        request_id: str | None = None,
+    ) -> InvocationResult:
+        """Invoke synchronously (RequestResponse). Function errors are results with
+        ``error_type`` set; service errors (not found, throttled, closed) raise."""
+        fn = self._functions.get(function_name) if qualifier is None else None
+        if fn is None:
+            fn = self.resolve(function_name, qualifier)
+        if self._closing or not self._running:
+            raise SchedulerClosed()
+        body = _payload_bytes(payload)
+        if len(body) > MAX_PAYLOAD:
+            raise RequestTooLarge(f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation")
+        config = fn.config
+        invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
+        unreserved = self.admission.admit(fn)
+        inv = Invocation(
+            fn.name,
+            "$LATEST",
+            config.memory_mb,
+            config.timeout_s,
+            body,
+            invoked_arn,
+            self.settings.max_log_bytes,
+            request_id,
+            client_context,
+            cognito_identity,
+            trace_id,
+            tenant_id,
+        )
+        loop = asyncio.get_running_loop()
+        inv.admitted_at = loop.time()
+        try:
+            result = await fn.pool.invoke(inv, lambda: self._allow_new(fn))
+        finally:
+            self.admission.release(fn, unreserved)
+            if self._closing and not self.admission.in_flight:
+                self._drained.set()
+        result.latency_s = loop.time() - inv.admitted_at
+        return result
+
+    def _allow_new(self, fn: FunctionState) -> bool:
+        if not fn.bucket.take():
+            raise scale_throttle(fn)
+        return True

@@ -1,0 +1,61 @@
+"""What a freshly forked environment does before any user code runs.
+
+Runs in the child of the zygote, single-threaded, right after ``fork()``: take a session of its
+own (so the whole process tree can be signalled and no terminal signal reaches it), die with
+the zygote, put the pipes on stdout/stderr, apply resource isolation, replace the environment
+variables with Lambda's, and hand over to the runtime loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import signal
+import sys
+from typing import NoReturn
+
+from .. import limits
+from ..protocol import Spawn
+from . import runtime
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent goes; exit now if it already went."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _wire_fds(log_fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+
+
+def become_environment(spawn: Spawn, fds: list[int], zygote_pid: int, base_path: list[str]) -> NoReturn:
+    control_in, control_out, log_fd = fds
+    os.setsid()
+    die_with_parent(zygote_pid)
+    _reset_signals()
+    _wire_fds(log_fd)
+    random.seed()  # the zygote's generator state is shared by every fork otherwise
+    limits.enter_environment(spawn.isolation, zygote_pid)
+    os.environ.clear()
+    os.environ.update(spawn.environ)
+    os.chdir(spawn.task_root)
+    sys.path[:] = [*spawn.sys_path, *base_path]
+    sys.argv = ["/var/runtime/bootstrap"]
+    runtime.main(control_in, control_out, spawn.handler)

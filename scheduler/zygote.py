@@ -1,0 +1,218 @@
+"""The scheduler's handle on the zygote process (see ``scheduler.worker.zygote``).
+
+Spawn requests go out with the child's pipe ends attached; replies come back as callbacks on
+the environment that asked (``on_spawned``, ``on_spawn_failed``, ``on_exit``), called
+synchronously from the socket reader, so an exit can never be seen before its spawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from .protocol import Exited, FromZygote, Hello, Spawn, Spawned, SpawnFailed
+
+log = logging.getLogger("lambda_scheduler.zygote")
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_MAX_MESSAGE = 1 << 16
+_KILLED = signal.SIGKILL  # raw wait status of a process killed by SIGKILL
+
+
+class SpawnWatcher(Protocol):
+    def on_spawned(self, pid: int, pidfd: int) -> None: ...
+    def on_spawn_failed(self, message: str) -> None: ...
+    def on_exit(self, status: int) -> None: ...
+
+
+class ZygoteError(RuntimeError):
+    pass
+
+
+class ZygoteClient:
+    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = ()) -> None:
+        self._python = python
+        self._preload = preload
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(FromZygote)
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._hello: asyncio.Future[int] | None = None
+        self._next_id = 0
+        self._spawning: dict[int, SpawnWatcher] = {}
+        self._running: dict[int, SpawnWatcher] = {}
+        self._outbox: deque[tuple[bytes, list[int]]] = deque()
+        self._restart: asyncio.Task[None] | None = None
+        self.pid = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._sock is not None and self._hello is not None and self._hello.done()
+
+    async def start(self, timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+        with theirs:
+            self._proc = subprocess.Popen(
+                [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), *self._preload],
+                pass_fds=[theirs.fileno()],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        ours.setblocking(False)
+        self._sock = ours
+        self._hello = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_readable)
+        try:
+            self.pid = await asyncio.wait_for(asyncio.shield(self._hello), timeout)
+        except (asyncio.TimeoutError, ZygoteError):
+            await self.stop()
+            raise ZygoteError("the zygote did not start; see its output above") from None
+        log.debug("zygote %d ready", self.pid)
+
+    def spawn(self, request: Spawn, fds: list[int], watcher: SpawnWatcher) -> None:
+        """Ask for one environment. The caller keeps ownership of ``fds`` (close after)."""
+        if self._sock is None:
+            raise ZygoteError("the zygote is not running")
+        self._next_id += 1
+        request.env_id = self._next_id
+        self._spawning[request.env_id] = watcher
+        data = self._encoder.encode(request)
+        if self._outbox:
+            self._outbox.append((data, [os.dup(fd) for fd in fds]))
+            return
+        try:
+            socket.send_fds(self._sock, [data], fds)
+        except BlockingIOError:
+            self._outbox.append((data, [os.dup(fd) for fd in fds]))
+            asyncio.get_running_loop().add_writer(self._sock.fileno(), self._flush)
+
+    def _flush(self) -> None:
+        assert self._sock is not None
+        while self._outbox:
+            data, fds = self._outbox[0]
+            try:
+                socket.send_fds(self._sock, [data], fds)
+            except BlockingIOError:
+                return
+            self._outbox.popleft()
+            for fd in fds:
+                os.close(fd)
+        asyncio.get_running_loop().remove_writer(self._sock.fileno())
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self._sock, _MAX_MESSAGE, 4)
+            except BlockingIOError:
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                self._lost()
+                return
+            try:
+                msg = self._decoder.decode(data)
+            except msgspec.DecodeError:
+                log.error("undecodable message from the zygote; restarting it")
+                for fd in fds:
+                    os.close(fd)
+                self._lost()
+                return
+            self._dispatch(msg, fds)
+
+    def _dispatch(self, msg: object, fds: list[int]) -> None:
+        match msg:
+            case Spawned(env_id=env_id, pid=pid):
+                watcher = self._spawning.pop(env_id, None)
+                pidfd = fds[0] if fds else -1
+                if watcher is None:
+                    if pidfd >= 0:
+                        os.close(pidfd)
+                    return
+                self._running[pid] = watcher
+                watcher.on_spawned(pid, pidfd)
+            case SpawnFailed(env_id=env_id, message=message):
+                watcher = self._spawning.pop(env_id, None)
+                if watcher is not None:
+                    watcher.on_spawn_failed(message)
+            case Exited(pid=pid, status=status):
+                watcher = self._running.pop(pid, None)
+                if watcher is not None:
+                    watcher.on_exit(status)
+            case Hello(pid=pid):
+                if self._hello is not None and not self._hello.done():
+                    self._hello.set_result(pid)
+
+    def _lost(self) -> None:
+        """The zygote is gone; so are its children (they die with it)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock.fileno())
+            if self._outbox:
+                loop.remove_writer(sock.fileno())
+            sock.close()
+        while self._outbox:
+            for fd in self._outbox.popleft()[1]:
+                os.close(fd)
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(ZygoteError("the zygote exited during start-up"))
+        spawning, self._spawning = self._spawning, {}
+        running, self._running = self._running, {}
+        for watcher in spawning.values():
+            watcher.on_spawn_failed("the zygote exited")
+        for watcher in running.values():
+            watcher.on_exit(_KILLED)
+        self._reap_process()
+
+    def _reap_process(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+
+    async def ensure_running(self) -> None:
+        """Restart the zygote if it died; concurrent callers share one restart."""
+        if self._sock is not None:
+            return
+        if self._restart is None or self._restart.done():
+            log.warning("the zygote is gone; starting a new one")
+            self._restart = asyncio.ensure_future(self.start())
+        await asyncio.shield(self._restart)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Close the socket: the zygote kills what is left of its children, reaps them, exits."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock.fileno())
+            if self._outbox:
+                loop.remove_writer(sock.fileno())
+            sock.close()
+        proc = self._proc
+        if proc is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while proc.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._proc = None

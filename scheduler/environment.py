@@ -146,7 +146,9 @@ class Environment:
     def _set_state(self, new: EnvState) -> None:
         if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"environment {self.pid}: illegal transition {self.state.value} -> {new.value}")
-        self.state = new
+        was, self.state = self.state, new
+        if was is EnvState.IDLE and new is EnvState.STOPPING:
+            self.owner.on_environment_lost(self)  # leaves the pool's idle queue, whoever stopped it
         if new is EnvState.STOPPING and self.on_stopping is not None:
             callback, self.on_stopping = self.on_stopping, None
             callback(self)
@@ -268,7 +270,9 @@ class Environment:
         if waiter is None or waiter.done():
             return
         self._cancel_timer()
-        self._drain_log()
+        # No log drain here: output written before this reply is already readable, so its
+        # reader runs in this same epoll batch, and the sink stays attached until the caller
+        # marks the environment idle, which happens only after this batch.
         self.max_rss_kb = getattr(msg, "max_rss_kb", self.max_rss_kb)
         self._waiter = None
         waiter.set_result(msg)  # type: ignore[arg-type]
@@ -367,7 +371,6 @@ class Environment:
 
     def on_exit(self, status: int) -> None:
         """From the zygote: the process is gone and reaped."""
-        was = self.state
         if self.kill_reason in (None, "control channel closed"):
             log.warning("environment %d exited on its own: %s", self.pid, describe_exit(status))
         self._drain_log()
@@ -375,9 +378,22 @@ class Environment:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(Died(status, self.kill_reason))  # type: ignore[arg-type]
-        elif was is EnvState.IDLE:
-            log.warning("idle environment %d exited unexpectedly (status %#x)", self.pid, status)
-            self.owner.on_environment_lost(self)
+
+    def on_zygote_lost(self) -> None:
+        """The zygote died, so this process is being killed (parent-death signal). Nobody
+        will report its exit: wait for it on the pidfd ourselves."""
+        self.kill_reason = self.kill_reason or "zygote exited"
+        self._signal(signal.SIGKILL)
+        if self._pidfd < 0:
+            self.on_exit(signal.SIGKILL)
+            return
+        pidfd = self._pidfd
+
+        def exited() -> None:
+            self._loop.remove_reader(pidfd)
+            self.on_exit(signal.SIGKILL)
+
+        self._loop.add_reader(pidfd, exited)
 
     def _resolve_exception(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None

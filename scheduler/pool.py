@@ -276,11 +276,13 @@ class Pool:
                 self.retire(queue.popleft(), "configuration changed")
 
     def on_environment_lost(self, env: Environment) -> None:
-        for queue in (self.idle, self.provisioned_idle):
-            try:
-                queue.remove(env)
-            except ValueError:
-                pass
+        """An idle environment is stopping (crashed, killed, or retired by us after we
+        already took it off the queue)."""
+        queue = self.provisioned_idle if env.provisioned else self.idle
+        try:
+            queue.remove(env)
+        except ValueError:
+            pass
 
     def counts(self) -> dict[EnvState, int]:
         out = dict.fromkeys(EnvState, 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,13 +25,13 @@ log = logging.getLogger("lambda_scheduler.zygote")
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 _MAX_MESSAGE = 1 << 16
-_KILLED = signal.SIGKILL  # raw wait status of a process killed by SIGKILL
 
 
 class SpawnWatcher(Protocol):
     def on_spawned(self, pid: int, pidfd: int) -> None: ...
     def on_spawn_failed(self, message: str) -> None: ...
     def on_exit(self, status: int) -> None: ...
+    def on_zygote_lost(self) -> None: ...
 
 
 class ZygoteError(RuntimeError):
@@ -177,7 +176,7 @@ class ZygoteClient:
         for watcher in spawning.values():
             watcher.on_spawn_failed("the zygote exited")
         for watcher in running.values():
-            watcher.on_exit(_KILLED)
+            watcher.on_zygote_lost()
         self._reap_process()
 
     def _reap_process(self) -> None:

@@ -232,3 +232,18 @@ async def test_bad_handler_settings(make_scheduler: MakeScheduler, handler: str,
     assert result.error_type == error_type
     assert _body(result)["errorMessage"].startswith(message)
     assert f"[ERROR] {error_type}: {message}" in result.log
+
+
+async def test_an_idle_environment_that_dies_is_replaced(make_scheduler: MakeScheduler) -> None:
+    import os
+    import signal
+
+    s = await make_scheduler(fn("who", "basic.whoami"))
+    first = await s.invoke("who")
+    env = next(iter(s.functions["who"].pool.environments))
+    os.kill(env.pid, signal.SIGKILL)
+    await env.wait_exited()
+    assert not s.functions["who"].pool.idle
+    result = await s.invoke("who")
+    assert result.error_type is None and result.start == "cold"
+    assert json.loads(result.payload)["pid"] != json.loads(first.payload)["pid"]

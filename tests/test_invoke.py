@@ -171,3 +171,17 @@ async def test_invoke_after_stop_is_refused(make_scheduler: MakeScheduler) -> No
     await s.stop()
     with pytest.raises(SchedulerClosed):
         await s.invoke("echo")
+
+
+async def test_output_is_attributed_to_its_own_invocation(make_scheduler: MakeScheduler) -> None:
+    import asyncio
+
+    s = await make_scheduler(fn("mark", "basic.mark"))
+
+    async def caller(n: int) -> None:
+        for i in range(n):
+            result = await s.invoke("mark", {"lines": 1 + i % 5})
+            markers = [line for line in result.log.split("\n") if line.startswith("marker ")]
+            assert markers == [f"marker {result.request_id} {k}" for k in range(1 + i % 5)], result.log
+
+    await asyncio.gather(*(caller(100) for _ in range(4)))

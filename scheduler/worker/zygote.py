@@ -6,7 +6,7 @@ SOCK_SEQPACKET socket::
 
     scheduler ──Spawn + 3 fds──► zygote ──fork──► environment (bootstrap → runtime.main)
     scheduler ◄──Spawned + pidfd── zygote
-    scheduler ◄──Exited(pid, status)── zygote   (on SIGCHLD; the zygote reaps its children)
+    scheduler ◄──Exited(pid, status)── zygote   (a pidfd per child; the zygote reaps them)
 
 Forking from here, not from the scheduler, keeps fork cheap (a small heap, no threads, no
 event loop) and safe. The zygote dies with the scheduler (PR_SET_PDEATHSIG) and its children
@@ -36,14 +36,21 @@ _decoder = msgspec.msgpack.Decoder(Spawn)
 
 
 class Zygote:
+    """Forks environments and reports their exits.
+
+    Exits are observed through one pidfd per child (readable once the child has exited), not
+    SIGCHLD: environments are stopped and continued between invocations (freeze/thaw), and a
+    SIGCHLD for each of those would wake this process for nothing.
+    """
+
     def __init__(self, sock: socket.socket, base_path: list[str]) -> None:
         self.sock = sock
         self.base_path = base_path
-        self.children: set[int] = set()
+        self.children: dict[int, int] = {}  # pid -> pidfd
         self.pid = os.getpid()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.poller = select.epoll()
+        self.poller.register(sock.fileno(), select.EPOLLIN)
+        self.by_fd: dict[int, int] = {}  # pidfd -> pid
 
     def send(self, msg: msgspec.Struct, fds: list[int] | None = None) -> None:
         data = _encoder.encode(msg)
@@ -63,38 +70,37 @@ class Zygote:
             return
         if pid == 0:
             self._child(spawn, fds)
-        pidfd = -1
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pass
-        self.children.add(pid)
-        self.send(Spawned(spawn.env_id, pid, pidfd >= 0), [pidfd] if pidfd >= 0 else None)
-        if pidfd >= 0:
-            os.close(pidfd)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = pidfd
+        self.by_fd[pidfd] = pid
+        self.poller.register(pidfd, select.EPOLLIN)
+        self.send(Spawned(spawn.env_id, pid, True), [pidfd])
 
     def _child(self, spawn: Spawn, fds: list[int]) -> None:
         try:
             self.sock.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
+            self.poller.close()
+            for pidfd in self.children.values():
+                os.close(pidfd)
             bootstrap.become_environment(spawn, fds, self.pid, self.base_path)
         except BaseException:  # noqa: BLE001 - nothing may return into the zygote's loop
             traceback.print_exc()
         finally:
             os._exit(127)
 
-    def reap(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
-            self.send(Exited(pid, status))
+    def reap(self, pidfd: int) -> None:
+        pid = self.by_fd.pop(pidfd, None)
+        if pid is None:
+            return
+        self.poller.unregister(pidfd)
+        try:
+            result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        except ChildProcessError:
+            result = None
+        os.close(pidfd)
+        del self.children[pid]
+        status = _wait_status(result)
+        self.send(Exited(pid, status))
 
     def kill_all(self) -> None:
         for pid in list(self.children):
@@ -103,34 +109,28 @@ class Zygote:
                     kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        for pid in list(self.children):
+        for pid, pidfd in list(self.children.items()):
             try:
-                os.waitpid(pid, 0)
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
             except ChildProcessError:
                 pass
+            os.close(pidfd)
         self.children.clear()
 
     def serve(self) -> None:
-        signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
         self.send(Hello(self.pid))
+        sock_fd = self.sock.fileno()
         while True:
             try:
-                readable, _, _ = select.select([self.sock, self.wake_r], [], [])
+                events = self.poller.poll()
             except InterruptedError:
                 continue
-            if self.wake_r in readable:
-                self._drain_wakeups()
-                self.reap()
-            if self.sock in readable and not self._receive():
-                return
-
-    def _drain_wakeups(self) -> None:
-        try:
-            while os.read(self.wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
+            for fd, _ in events:
+                if fd == sock_fd:
+                    if not self._receive():
+                        return
+                else:
+                    self.reap(fd)
 
     def _receive(self) -> bool:
         try:
@@ -155,6 +155,15 @@ class Zygote:
             for fd in fds:
                 os.close(fd)
         return True
+
+
+def _wait_status(result: os.waitid_result | None) -> int:
+    """A waitid() result as the raw status word waitpid() would have given."""
+    if result is None:
+        return 0
+    if result.si_code == os.CLD_EXITED:
+        return (result.si_status & 0xFF) << 8
+    return result.si_status & 0x7F  # killed or dumped: the signal number
 
 
 def main(argv: list[str]) -> None:

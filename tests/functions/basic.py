@@ -114,3 +114,10 @@ def start_ticker(event, context):
 
 def read_ticks(event, context):
     return _ticks
+
+
+def mark(event, context):
+    """Print a marker naming the request, in several writes, then return it."""
+    for i in range(event.get("lines", 3)):
+        print(f"marker {context.aws_request_id} {i}")
+    return context.aws_request_id

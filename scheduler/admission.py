@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import errors
 from .config import SchedulerConfig
-from .errors import ConfigError, Throttled
+from .errors import InvalidParameterValue, Throttled
 
 if TYPE_CHECKING:
     from .scheduler import FunctionState
@@ -82,10 +82,9 @@ class Admission:
         others = self.reserved_total - (fn.reserved or 0)
         room = self.settings.account_concurrency - self.settings.unreserved_floor - others
         if value > room:
-            raise ConfigError(
-                "ReservedConcurrentExecutions",
+            raise InvalidParameterValue(
                 f"Specified ReservedConcurrentExecutions for function decreases account's "
-                f"UnreservedConcurrentExecution below its minimum value of [{self.settings.unreserved_floor}].",
+                f"UnreservedConcurrentExecution below its minimum value of [{self.settings.unreserved_floor}]."
             )
 
     def set_reserved(self, fn: FunctionState, value: int | None) -> None:

@@ -1,11 +1,278 @@
-"""Command line: ``lambda-scheduler serve | invoke``."""
+"""Command line: ``lambda-scheduler serve [TEMPLATE] [options]`` and ``lambda-scheduler invoke``.
+
+Every setting of ``serve`` comes from its flag, else from its ``LAMBDA_SCHEDULER_*`` environment
+variable, else from the default of :class:`SchedulerConfig` / :class:`ServerConfig`; ``--help``
+shows each default and variable. ``serve`` runs on uvloop (server.py does the serving).
+"""
 
 from __future__ import annotations
 
+import argparse
+import base64
+import dataclasses
+import os
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import uvloop
+
+from .cfn import TemplateError
+from .config import LOG_LEVELS, SchedulerConfig, ServerConfig
+from .errors import ConfigError
+from .server import serve, setup_logging
+from .template import load_template
+
+BUNDLED_TEMPLATE = Path(__file__).resolve().parent.parent / "examples" / "template.yaml"
+ENV_PREFIX = "LAMBDA_SCHEDULER_"
+PROG = "lambda-scheduler"
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``serve`` option: its flag, the config it sets, how to read it, what it means."""
+
+    flag: str
+    target: Literal["scheduler", "server"]
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+    def default(self) -> Any:
+        config = SchedulerConfig if self.target == "scheduler" else ServerConfig
+        found = next(f for f in dataclasses.fields(config) if f.name == self.field)
+        if found.default_factory is not dataclasses.MISSING:
+            return found.default_factory()
+        return found.default
+
+
+SETTINGS = (
+    Setting("--host", "server", "host", str, "address to listen on; 0.0.0.0 exposes the server to the network"),
+    Setting("--port", "server", "port", int, "port to listen on; 0 picks a free one"),
+    Setting(
+        "--account-concurrency", "scheduler", "account_concurrency", int, "concurrent executions for the whole account"
+    ),
+    Setting(
+        "--min-unreserved-concurrency",
+        "scheduler",
+        "min_unreserved_concurrency",
+        int,
+        "concurrency that reserved concurrency may not take from the account",
+    ),
+    Setting("--scale-limit", "scheduler", "scale_limit", int, "new environments a function may start per scale window"),
+    Setting("--scale-window", "scheduler", "scale_window_s", float, "seconds over which --scale-limit refills"),
+    Setting("--idle-ttl", "scheduler", "idle_ttl_s", float, "seconds an idle environment is kept warm"),
+    Setting("--max-lifetime", "scheduler", "max_lifetime_s", float, "seconds after which an environment is recycled"),
+    Setting("--init-timeout", "scheduler", "init_timeout_s", float, "seconds an environment's Init may take"),
+    Setting("--shutdown-timeout", "scheduler", "shutdown_timeout_s", float, "seconds between SIGTERM and SIGKILL"),
+    Setting("--drain-timeout", "scheduler", "drain_timeout_s", float, "seconds in-flight invocations get on stop"),
+    Setting("--region", "scheduler", "region", str, "region in ARNs and AWS_REGION"),
+    Setting("--account-id", "scheduler", "account_id", str, "12-digit account id in ARNs"),
+    Setting("--preload", "scheduler", "preload", _names, "comma-separated modules imported once, before any fork"),
+    Setting(
+        "--event-retry-delays",
+        "server",
+        "event_retry_delays_s",
+        _floats,
+        "comma-separated seconds before each retry of a failed Event invocation",
+    ),
+    Setting(
+        "--event-throttle-backoff",
+        "server",
+        "event_throttle_backoff_s",
+        _floats,
+        "first,longest seconds of backoff for a throttled Event invocation",
+    ),
+    Setting("--event-concurrency", "server", "event_concurrency", int, "Event invocations run at once from the queue"),
+    Setting(
+        "--code-store-dir", "server", "code_store_dir", str, "where uploaded code is unpacked (a private folder inside)"
+    ),
+    Setting("--log-level", "server", "log_level", str, f"{'|'.join(LOG_LEVELS)}; info also prints function logs"),
+)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "the system temp dir"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run AWS Lambda Python functions locally, with Lambda's API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "serve",
+        help="serve a SAM template's functions over the Lambda API",
+        description="Serve a SAM / CloudFormation template's functions over the Lambda REST API, so boto3 and the "
+        "AWS CLI work against it with --endpoint-url.",
+    )
+    run.add_argument(
+        "template",
+        nargs="?",
+        help=f"SAM or CloudFormation template (default: the bundled examples/template.yaml; env: {ENV_PREFIX}TEMPLATE)",
+    )
+    run.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE",
+        help=f"values for the template's Parameters (default: their Default; env: {ENV_PREFIX}PARAMETER_OVERRIDES)",
+    )
+    for setting in SETTINGS:
+        run.add_argument(
+            setting.flag,
+            dest=setting.dest,
+            default=None,
+            metavar=setting.dest.upper(),
+            help=f"{setting.help} (default: {_shown(setting.default())}; env: {setting.env})",
+        )
+    call = commands.add_parser("invoke", help="invoke a function on a running server", description="Invoke a function.")
+    call.add_argument("function", help="function name or ARN")
+    call.add_argument("payload", nargs="?", default="{}", help="JSON event (default: {})")
+    call.add_argument(
+        "--endpoint-url",
+        default=os.environ.get(ENV_PREFIX + "ENDPOINT_URL", "http://127.0.0.1:9000"),
+        help=f"server URL (default: http://127.0.0.1:9000; env: {ENV_PREFIX}ENDPOINT_URL)",
+    )
+    call.add_argument("--invocation-type", choices=("RequestResponse", "Event", "DryRun"), default="RequestResponse")
+    call.add_argument("--log-type", choices=("None", "Tail"), default="None", help="Tail prints the log to stderr")
+    return parser
+
+
+class UsageError(Exception):
+    pass
+
+
+def _value(setting: Setting, given: str | None) -> Any:
+    source, text = (setting.flag, given) if given is not None else (setting.env, os.environ.get(setting.env))
+    if text is None:
+        return dataclasses.MISSING
+    try:
+        return setting.parse(text)
+    except ValueError:
+        raise UsageError(f"{source}: cannot read {text!r}") from None
+
+
+def configs(args: argparse.Namespace) -> tuple[SchedulerConfig, ServerConfig]:
+    chosen: dict[str, dict[str, Any]] = {"scheduler": {}, "server": {}}
+    for setting in SETTINGS:
+        value = _value(setting, getattr(args, setting.dest))
+        if value is not dataclasses.MISSING:
+            chosen[setting.target][setting.field] = value
+    try:
+        return SchedulerConfig(**chosen["scheduler"]), ServerConfig(**chosen["server"])
+    except ConfigError as exc:
+        flag = next((s.flag for s in SETTINGS if s.field == exc.field), exc.field)
+        raise UsageError(f"{flag}: {exc.message.split(': ', 1)[-1]}") from None
+
+
+def parameter_overrides(args: argparse.Namespace) -> dict[str, str]:
+    items = args.parameter_overrides
+    if items is None:
+        items = os.environ.get(ENV_PREFIX + "PARAMETER_OVERRIDES", "").split()
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--parameter-overrides: expected KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def template_path(args: argparse.Namespace) -> Path:
+    given = args.template or os.environ.get(ENV_PREFIX + "TEMPLATE")
+    if given:
+        return Path(given)
+    if not BUNDLED_TEMPLATE.is_file():
+        raise UsageError(
+            f"no TEMPLATE given, and the bundled {BUNDLED_TEMPLATE} is missing (it ships with the sources)"
+        )
+    return BUNDLED_TEMPLATE
+
+
+def _ready(functions: Sequence[str]) -> Callable[[str], None]:
+    def announce(url: str) -> None:
+        print(f"{PROG}: serving {len(functions)} functions ({', '.join(functions)}) at {url}", flush=True)
+        print(f"{PROG}: try: aws lambda invoke --endpoint-url {url} --function-name NAME out.json", flush=True)
+
+    return announce
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    scheduler_config, server_config = configs(args)
+    setup_logging(server_config.log_level)
+    try:
+        template = load_template(template_path(args), parameters=parameter_overrides(args), settings=scheduler_config)
+    except TemplateError as exc:
+        raise UsageError(f"template: {exc}") from None
+    names = [f.name for f in template.functions]
+    try:
+        uvloop.run(serve(template, scheduler_config, server_config, _ready(names)))
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {server_config.host}:{server_config.port}: {exc.strerror or exc}") from None
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    url = f"{args.endpoint_url.rstrip('/')}/2015-03-31/functions/{args.function}/invocations"
+    request = urllib.request.Request(
+        url,
+        data=args.payload.encode(),
+        method="POST",
+        headers={"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            body, headers = response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        print(
+            f"{PROG}: {exc.headers.get('x-amzn-ErrorType', exc.code)}: {exc.read().decode(errors='replace')}",
+            file=sys.stderr,
+        )
+        return 1
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach {args.endpoint_url}: {exc.reason}") from None
+    if headers.get("X-Amz-Log-Result"):
+        sys.stderr.write(base64.b64decode(headers["X-Amz-Log-Result"]).decode(errors="replace"))
+    if body:
+        print(body.decode(errors="replace"))
+    return 1 if headers.get("X-Amz-Function-Error") else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    print(f"lambda-scheduler: not yet implemented: {' '.join(args)}", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return run_serve(args)
+        return run_invoke(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2

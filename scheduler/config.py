@@ -200,3 +200,49 @@ class SchedulerConfig:
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         return dataclasses.replace(self, **changes)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Settings of the HTTP server (``lambda-scheduler serve``) around a Scheduler.
+
+    The event retry delays default to Lambda's (about 1 minute, then about 2 minutes, for a
+    function error or timeout; 1 s doubling to 5 minutes for a throttle, LAMBDA_SPEC §6, §7);
+    tests shorten them.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    # Uploaded code (CreateFunction / UpdateFunctionCode) is unpacked into a private folder
+    # made inside this directory for the life of the server; None means the system temp dir.
+    code_store_dir: str | os.PathLike[str] | None = None
+    # Delay before the 1st, 2nd, ... retry of a failed Event invocation; the last repeats.
+    event_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
+    event_throttle_backoff_s: tuple[float, float] = (1.0, 300.0)
+    # Event invocations run from the queue at once, at most (each still passes admission).
+    event_concurrency: int = 100
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _int_between("port", self.port, 0, 65535)
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError("host", f"must be a host name or address, got {self.host!r}")
+        delays = tuple(self.event_retry_delays_s)
+        if not delays or any(not isinstance(d, int | float) or d < 0 for d in delays):
+            raise ConfigError("event_retry_delays_s", f"must be one or more delays of at least 0 s, got {delays!r}")
+        object.__setattr__(self, "event_retry_delays_s", delays)
+        backoff = tuple(self.event_throttle_backoff_s)
+        if len(backoff) != 2 or not 0 < backoff[0] <= backoff[1]:
+            raise ConfigError(
+                "event_throttle_backoff_s", f"must be (first, longest) with 0 < first <= longest, got {backoff!r}"
+            )
+        object.__setattr__(self, "event_throttle_backoff_s", backoff)
+        _int_between("event_concurrency", self.event_concurrency, 1, 100_000)
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)

@@ -258,6 +258,23 @@ class Environment:
         for msg in frames:
             self._on_frame(msg)
 
+    def _drain_control(self) -> None:
+        for _ in range(_DRAIN_READS):
+            if self._out_r < 0 or self.state is EnvState.DEAD:
+                return
+            try:
+                data = os.read(self._out_r, _READ_SIZE)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            try:
+                frames = self._splitter.feed(data)
+            except ProtocolError:
+                return
+            for msg in frames:
+                self._on_frame(msg)
+
     def _on_frame(self, msg: object) -> None:
         waiter = self._waiter
         if self.state is EnvState.BUSY and type(msg) in (Response, FunctionError):
@@ -371,6 +388,11 @@ class Environment:
 
     def on_exit(self, status: int) -> None:
         """From the zygote: the process is gone and reaped."""
+        # The exit report and the worker's last frames travel on different fds, so the exit
+        # can arrive first: whatever the worker wrote before dying is read before it counts.
+        self._drain_control()
+        if self.state is EnvState.DEAD:
+            return
         if self.kill_reason in (None, "control channel closed"):
             log.warning("environment %d exited on its own: %s", self.pid, describe_exit(status))
         self._drain_log()

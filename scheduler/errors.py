@@ -107,9 +107,74 @@ class SchedulerClosed(SchedulerError):
     def __init__(self, message: str = "The scheduler is shutting down.") -> None:
         super().__init__(message)
 
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}  # ServiceException's casing
+
 
 # Throttle reasons, with Lambda's spelling (LAMBDA_SPEC §1).
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
 RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"
+
+
+# --- errors of the HTTP API (LAMBDA_SPEC §1, §10) -----------------------------------------
+
+
+class InvalidRequestContent(SchedulerError, ValueError):
+    """400: the request body (or the client context) is not the JSON Lambda expects."""
+
+    code = "InvalidRequestContentException"
+    status = 400
+    kind = "User"
+
+
+class ResourceNotFound(SchedulerError, LookupError):
+    """404 for a resource that is not a function, such as an event-invoke config."""
+
+    code = "ResourceNotFoundException"
+    status = 404
+    kind = "User"
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
+class ProvisionedConcurrencyConfigNotFound(SchedulerError, LookupError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+    kind = "User"
+
+
+class PreconditionFailed(SchedulerError):
+    """412: the RevisionId given with an update is not the function's current one."""
+
+    code = "PreconditionFailedException"
+    status = 412
+    kind = "User"
+
+
+class UnknownOperation(SchedulerError):
+    """No Lambda operation lives at this method and path."""
+
+    code = "UnknownOperationException"
+    status = 404
+    kind = "User"
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InternalError(SchedulerError):
+    """500: an unexpected failure inside the server (its details go to the server's log)."""
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
+def constraint_violation(value: object, member: str, constraint: str) -> ValidationError:
+    """Lambda's wording for a value outside the API model's bounds (LAMBDA_SPEC §1)."""
+    return ValidationError(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
+    )

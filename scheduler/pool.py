@@ -61,7 +61,11 @@ class Pool:
         self.provisioning = 0  # provisioned environments still in Init
         self.provisioned_alive = 0  # provisioned environments started and not yet stopping
         self.retired = False
+        # The last failed Init of a provisioned environment, until one succeeds (the API
+        # reports it as Status FAILED with this StatusReason).
+        self.provision_error: str | None = None
         self._loop = asyncio.get_running_loop()
+        self._drained: asyncio.Future[None] = self._loop.create_future()
         self._base_env = envvars.base_environment(config, ctx.settings)
         self._sys_path = envvars.code_path(config)
 
@@ -135,7 +139,7 @@ class Pool:
             await zygote.ensure_running()
         env = Environment(self, provisioned, logs.log_stream_name())
         self.environments.add(env)
-        env._exited.add_done_callback(lambda _: self.environments.discard(env))  # noqa: SLF001
+        env._exited.add_done_callback(lambda _: self._forget(env))  # noqa: SLF001
         request = Spawn(
             0,
             self.config.handler,
@@ -206,6 +210,7 @@ class Pool:
                 sink = LogBuffer(self.ctx.settings.max_log_bytes)
                 env, outcome = await self.start_environment(True, sink, timeout)
                 if type(outcome) is Ready:
+                    self.provision_error = None
                     self.provisioning -= 1
                     counted = False
                     self.provisioned_alive += 1
@@ -216,6 +221,7 @@ class Pool:
                         env.mark_idle()
                         self.provisioned_idle.append(env)
                     return
+                self.provision_error = f"Init failed: {_describe(outcome)}"
                 log.error(
                     "provisioned environment of %s failed Init (%s); retrying in %.0f s\n%s",
                     self.config.name,
@@ -274,6 +280,19 @@ class Pool:
         for queue in (self.idle, self.provisioned_idle):
             while queue:
                 self.retire(queue.popleft(), "configuration changed")
+        self._check_drained()
+
+    def _forget(self, env: Environment) -> None:
+        self.environments.discard(env)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self.retired and not self.environments and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def wait_drained(self) -> None:
+        """Wait until this pool is retired and its last environment has exited."""
+        await asyncio.shield(self._drained)
 
     def on_environment_lost(self, env: Environment) -> None:
         """An idle environment is stopping (crashed, killed, or retired by us after we

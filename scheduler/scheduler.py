@@ -151,6 +151,16 @@ class Scheduler:
                 if not pool.environments:
                     self._retired_pools.discard(pool)
 
+    @property
+    def running(self) -> bool:
+        """Started and admitting invocations."""
+        return self._running and not self._closing
+
+    @property
+    def closing(self) -> bool:
+        """Stopping: no longer admitting, draining what runs."""
+        return self._closing
+
     # --- functions ------------------------------------------------------------------------
 
     @property

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import uvloop
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from botocore.config import Config
 
 from scheduler import FunctionConfig, Scheduler
+from scheduler.api import init_app
+from scheduler.config import ServerConfig
+from scheduler.events import EventInvokeConfig
 
 from .procs import wait_gone, zygote_family
 
@@ -46,3 +55,80 @@ async def make_scheduler() -> AsyncIterator[MakeScheduler]:
         await s.stop()
     leftover = wait_gone(zygote_family() - before, timeout=5.0)
     assert not leftover, f"processes left behind: {sorted(leftover)}"
+
+
+# --- the HTTP API: a real server on an ephemeral port, driven with boto3 ----------------------
+
+# Event retries in tens of milliseconds instead of minutes.
+FAST_EVENTS: dict[str, Any] = {"event_retry_delays_s": (0.02, 0.04), "event_throttle_backoff_s": (0.02, 0.1)}
+
+_boto = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+
+
+def lambda_client(url: str, *, validate: bool = True, read_timeout: float = 30) -> Any:
+    """boto3's Lambda client for a local server: no retries, a read timeout, optionally without
+    client-side parameter validation (to send what botocore would refuse)."""
+    config = Config(
+        retries={"max_attempts": 0}, read_timeout=read_timeout, connect_timeout=5, parameter_validation=validate
+    )
+    return _boto.client("lambda", endpoint_url=url, config=config)
+
+
+async def aws(method: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call boto3 in a thread: the server runs on this test's event loop. An invoke's Payload
+    is read there too and returned as bytes."""
+
+    def call() -> Any:
+        response = method(**kwargs)
+        if isinstance(response, dict) and hasattr(response.get("Payload"), "read"):
+            response["Payload"] = response["Payload"].read()
+        return response
+
+    return await asyncio.to_thread(call)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for a state the test cannot be told about directly, up to a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class Served:
+    scheduler: Scheduler
+    app: web.Application
+    url: str
+
+    def client(self, **kwargs: Any) -> Any:
+        return lambda_client(self.url, **kwargs)
+
+
+MakeServer = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def make_server(make_scheduler: MakeScheduler, tmp_path: Path) -> AsyncIterator[MakeServer]:
+    """Serve schedulers over the Lambda API on 127.0.0.1, an ephemeral port each; stop them
+    (and their schedulers) after the test."""
+    servers: list[TestServer] = []
+
+    async def make(
+        *functions: FunctionConfig,
+        server_config: ServerConfig | None = None,
+        event_configs: Mapping[str, EventInvokeConfig] | None = None,
+        **settings: Any,
+    ) -> Served:
+        s = await make_scheduler(*functions, **settings)
+        config = server_config or ServerConfig(code_store_dir=tmp_path / "code-store", **FAST_EVENTS)
+        app = init_app(s, config, event_configs=event_configs)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return Served(s, app, str(server.make_url("")).rstrip("/"))
+
+    yield make
+    for server in servers:
+        await server.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler import ConfigError, FunctionNotFound, Scheduler, Throttled
+from scheduler import FunctionNotFound, InvalidParameterValue, Scheduler, Throttled
 from scheduler.environment import EnvState
 
 from .conftest import MakeScheduler, fn
@@ -189,7 +189,7 @@ async def test_account_concurrency_throttles(make_scheduler: MakeScheduler, tmp_
 
 async def test_reservations_leave_the_minimum_unreserved(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("a", "basic.noop"), account_concurrency=150)
-    with pytest.raises(ConfigError, match=r"below its minimum value of \[100\]"):
+    with pytest.raises(InvalidParameterValue, match=r"^Specified ReservedConcurrentExecutions .* below its minimum value of \[100\]\.$"):
         s.set_reserved_concurrency("a", 51)
     s.set_reserved_concurrency("a", 50)
     assert s.admission.unreserved_capacity == 100

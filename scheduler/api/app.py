@@ -1,0 +1,89 @@
+"""The aiohttp application: ``init_app(scheduler, settings)``, used by the server and the tests.
+
+    request ─► lambda_errors (request id, errors → Lambda's error responses)
+            ─► health · invoke · functions · concurrency · event_config  (one module per group)
+
+Background resources are owned by ``cleanup_ctx``, started in this order and stopped in the
+reverse: the code store (its folder), the Scheduler (started if it is not yet, and
+stopped: the application owns it from here on), and the event dispatcher. On shutdown,
+``on_shutdown`` marks the server as stopping first, so health answers 503 and no new Event is
+accepted while in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from ..config import ServerConfig
+from ..dispatcher import EventDispatcher
+from ..events import EventInvokeConfig, EventQueue, EventStore
+from ..scheduler import Scheduler
+from . import concurrency, event_config, functions, health, invoke
+from .catalog import Catalog
+from .codestore import CodeStore
+from .errors import lambda_errors
+from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, SCHEDULER, SETTINGS, STATE, ServerState
+
+
+def init_app(
+    scheduler: Scheduler,
+    settings: ServerConfig | None = None,
+    *,
+    event_configs: Mapping[str, EventInvokeConfig] | None = None,
+    event_store: EventStore | None = None,
+) -> web.Application:
+    """The Lambda API over ``scheduler``. ``event_configs`` are initial per-function Event
+    settings (from a template); ``event_store`` replaces the in-memory event store."""
+    settings = settings or ServerConfig()
+    # Bodies are read by params.read_body under each operation's own limit; this only keeps
+    # aiohttp's default (1 MiB) out of the way.
+    app = web.Application(middlewares=[lambda_errors], client_max_size=functions.CODE_REQUEST_LIMIT + 1)
+    queue = EventQueue(event_store)
+    app[SCHEDULER] = scheduler
+    app[SETTINGS] = settings
+    app[STATE] = ServerState()
+    app[CATALOG] = Catalog(scheduler.settings.account_id)
+    app[CODE_STORE] = CodeStore(settings.code_store_dir)
+    app[EVENT_QUEUE] = queue
+    app[DISPATCHER] = EventDispatcher(scheduler, queue, settings, event_configs)
+    app.cleanup_ctx.extend([_code_store, _scheduler, _dispatcher])
+    app.on_shutdown.append(_mark_stopping)
+    for module in (health, invoke, functions, concurrency, event_config):
+        app.add_routes(module.routes)
+    # GET /metrics (Prometheus) is registered here by the metrics module, next to health.
+    return app
+
+
+async def _code_store(app: web.Application) -> AsyncIterator[None]:
+    store = app[CODE_STORE]
+    store.open()
+    try:
+        yield
+    finally:
+        store.close()  # after the Scheduler stopped: no environment uses the code any more
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    scheduler = app[SCHEDULER]
+    await scheduler.start()
+    for fn in scheduler.functions.values():
+        app[CATALOG].record(fn)  # LastModified of a template's functions: when they were loaded
+    try:
+        yield
+    finally:
+        await scheduler.stop()
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = app[DISPATCHER]
+    dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop(app[SCHEDULER].settings.drain_timeout_s)
+
+
+async def _mark_stopping(app: web.Application) -> None:
+    app[STATE].stopping = True

@@ -1,0 +1,71 @@
+"""What the management API tells about a function beyond its FunctionConfig: role, tags,
+revision, last modification, and its code's size and digest.
+
+The Scheduler knows what runs; the catalog keeps what Lambda reports. A record is made when the
+API creates a function, or on first sight for a function that came from a template or the
+Python API, and is replaced if the name comes back as a new function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..codezip import CodeInfo, describe_dir
+from ..scheduler import FunctionState
+
+
+def timestamp() -> str:
+    """Lambda's LastModified: ``2024-01-01T00:00:00.000+0000``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def new_revision() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class FunctionRecord:
+    state: FunctionState  # the function this describes; a new one under the same name is another
+    role: str
+    architectures: list[str] = field(default_factory=lambda: ["x86_64"])
+    tags: dict[str, str] = field(default_factory=dict)
+    code: CodeInfo | None = None  # None until first described (template code is hashed lazily)
+    code_dir: Path | None = None  # uploaded code: a revision folder in the code store
+    revision_id: str = field(default_factory=new_revision)
+    last_modified: str = field(default_factory=timestamp)
+    provisioned_modified: str | None = None
+
+    def touch(self) -> None:
+        self.revision_id = new_revision()
+        self.last_modified = timestamp()
+
+
+class Catalog:
+    def __init__(self, account_id: str) -> None:
+        self.default_role = f"arn:aws:iam::{account_id}:role/lambda-scheduler"
+        self._records: dict[str, FunctionRecord] = {}
+
+    def add(self, record: FunctionRecord) -> FunctionRecord:
+        self._records[record.state.name] = record
+        return record
+
+    def record(self, fn: FunctionState) -> FunctionRecord:
+        found = self._records.get(fn.name)
+        if found is None or found.state is not fn:
+            found = self.add(FunctionRecord(fn, self.default_role))
+        return found
+
+    def forget(self, name: str) -> FunctionRecord | None:
+        return self._records.pop(name, None)
+
+    async def code(self, fn: FunctionState) -> CodeInfo:
+        """CodeSize and CodeSha256; a folder is hashed once, in a thread."""
+        record = self.record(fn)
+        if record.code is None:
+            code_dir = Path(fn.config.code_dir)
+            record.code = await asyncio.to_thread(describe_dir, code_dir)
+        return record.code

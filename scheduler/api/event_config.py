@@ -1,0 +1,85 @@
+"""FunctionEventInvokeConfig: how Event invocations of a function are retried and how old they
+may grow (LAMBDA_SPEC §7). The settings live on the EventDispatcher, which reads them for
+every queued event, so a change applies to events already waiting.
+
+    PUT (replace) · POST (update) · GET · DELETE  /2019-09-25/functions/{name}/event-invoke-config
+    GET  /2019-09-25/functions/{name}/event-invoke-config/list
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import InvalidParameterValue, ResourceNotFound
+from ..events import MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, EventInvokeConfig
+from ..scheduler import FunctionState
+from . import params, shapes
+from .keys import DISPATCHER
+
+routes = web.RouteTableDef()
+
+_PATH = "/2019-09-25/functions/{name}/event-invoke-config"
+_BODY_LIMIT = 64 * 1024
+
+
+def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventInvokeConfig:
+    destinations = body.get("DestinationConfig") or {}
+    if not isinstance(destinations, dict) or any(
+        isinstance(v, dict) and v.get("Destination") for v in destinations.values()
+    ):
+        raise InvalidParameterValue(
+            "Destinations are not supported by lambda-scheduler; leave DestinationConfig empty."
+        )
+    retries = body.get("MaximumRetryAttempts", base.maximum_retry_attempts if base else MAX_RETRY_ATTEMPTS)
+    age = body.get("MaximumEventAgeInSeconds", base.maximum_event_age_s if base else MAX_EVENT_AGE_S)
+    return EventInvokeConfig(maximum_retry_attempts=retries, maximum_event_age_s=age, last_modified=time.time())
+
+
+def _existing(request: web.Request, fn: FunctionState) -> EventInvokeConfig:
+    config = request.app[DISPATCHER].configs.get(fn.name)
+    if config is None:
+        raise ResourceNotFound(f"The function {fn.arn} doesn't have an EventInvokeConfig")
+    return config
+
+
+@routes.put(_PATH)
+async def put_event_invoke_config(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    body = await params.read_json_object(request, _BODY_LIMIT, "PutFunctionEventInvokeConfig")
+    config = _config_from(body, None)  # Put replaces: settings left out go back to defaults
+    request.app[DISPATCHER].configs[fn.name] = config
+    return web.json_response(shapes.event_invoke_config(fn, config))
+
+
+@routes.post(_PATH)
+async def update_event_invoke_config(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    body = await params.read_json_object(request, _BODY_LIMIT, "UpdateFunctionEventInvokeConfig")
+    config = _config_from(body, request.app[DISPATCHER].configs.get(fn.name))
+    request.app[DISPATCHER].configs[fn.name] = config
+    return web.json_response(shapes.event_invoke_config(fn, config))
+
+
+@routes.get(_PATH)
+async def get_event_invoke_config(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    return web.json_response(shapes.event_invoke_config(fn, _existing(request, fn)))
+
+
+@routes.delete(_PATH)
+async def delete_event_invoke_config(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    _existing(request, fn)
+    del request.app[DISPATCHER].configs[fn.name]
+    return web.Response(status=204)
+
+
+@routes.get(_PATH + "/list")
+async def list_event_invoke_configs(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    config = request.app[DISPATCHER].configs.get(fn.name)
+    items = [] if config is None else [shapes.event_invoke_config(fn, config)]
+    return web.json_response({"FunctionEventInvokeConfigs": items})

@@ -1,0 +1,263 @@
+"""Management API: create, read, list, update and delete functions (LAMBDA_SPEC §10).
+
+    boto3 create_function / update_function_configuration / … ─► these routes
+        ─► params (validation) ─► CodeStore.unpack (zip) ─► FunctionConfig
+        ─► Scheduler.add_function / update_function / remove_function
+        ─► catalog (role, tags, revision) ─► shapes (FunctionConfiguration JSON)
+
+A configuration change goes through ``Scheduler.update_function``: new invocations get new
+environments, in-flight ones finish on the old. There is one version, ``$LATEST``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from aiohttp import web
+
+from ..config import MAX_TIMEOUT_S, FunctionConfig
+from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
+from ..scheduler import FunctionState
+from . import params, shapes
+from .catalog import FunctionRecord
+from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER
+
+routes = web.RouteTableDef()
+
+# Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB zip in base64.
+CODE_REQUEST_LIMIT = 69_905_067
+CONFIG_REQUEST_LIMIT = 1024 * 1024
+MAX_PAGE = 50
+_ARCHITECTURES = ("x86_64", "arm64")
+
+
+# --- reading a configuration from a request ---------------------------------------------------
+
+
+def config_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body."""
+    changes: dict[str, Any] = {}
+    for key, field in (("Handler", "handler"), ("Runtime", "runtime"), ("Description", "description")):
+        value = params.string(body, key)
+        if value is not None:
+            changes[field] = value
+    timeout = params.integer(body, "Timeout", 1, MAX_TIMEOUT_S)
+    if timeout is not None:
+        changes["timeout_s"] = timeout
+    memory = params.integer(body, "MemorySize", 128, 10_240)
+    if memory is not None:
+        changes["memory_mb"] = memory
+    environment = params.mapping(body, "Environment")
+    if environment is not None:
+        variables = environment.get("Variables") or {}
+        if not isinstance(variables, dict):
+            raise constraint_violation(variables, "environment.variables", "Member must be a map")
+        changes["environment"] = variables
+    storage = params.mapping(body, "EphemeralStorage")
+    if storage is not None:
+        changes["ephemeral_storage_mb"] = params.check_integer(
+            storage.get("Size"), "ephemeralStorage.size", 512, 10_240
+        )
+    if body.get("Layers"):
+        raise InvalidParameterValue(
+            "Layers given by ARN cannot be fetched by lambda-scheduler; define them in a SAM template instead."
+        )
+    return changes
+
+
+def _architectures(body: dict[str, Any]) -> list[str] | None:
+    value = body.get("Architectures")
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 1 and value[0] in _ARCHITECTURES):
+        raise constraint_violation(value, "architectures", "Member must have length 1 and be one of [x86_64, arm64]")
+    return list(value)
+
+
+def _zip_file(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidParameterValue("ZipFile must be the base64 text of a zip archive.")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameterValue("ZipFile must be the base64 text of a zip archive.") from None
+
+
+def _code_zip(code: dict[str, Any]) -> bytes:
+    if "ZipFile" in code:
+        return _zip_file(code["ZipFile"])
+    if code.get("ImageUri"):
+        raise InvalidParameterValue("Container image functions are not supported by lambda-scheduler; use a zip.")
+    if code.get("S3Bucket") or code.get("S3Key"):
+        raise InvalidParameterValue("Code in S3 cannot be fetched by lambda-scheduler; upload the zip as ZipFile.")
+    raise InvalidParameterValue("Code must have a ZipFile.")
+
+
+def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
+    revision = body.get("RevisionId")
+    if revision is not None and revision != record.revision_id:
+        raise PreconditionFailed(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+
+
+async def _configuration(request: web.Request, fn: FunctionState, status: int = 200) -> web.Response:
+    catalog = request.app[CATALOG]
+    record = catalog.record(fn)
+    body = shapes.function_configuration(fn, record, await catalog.code(fn))
+    return web.json_response(body, status=status)
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+@routes.post("/2015-03-31/functions")
+@routes.post("/2015-03-31/functions/")
+async def create_function(request: web.Request) -> web.Response:
+    body = await params.read_json_object(request, CODE_REQUEST_LIMIT, "CreateFunction")
+    scheduler = request.app[SCHEDULER]
+    name = params.function_name(body.get("FunctionName"))
+    if body.get("PackageType", "Zip") != "Zip":
+        raise InvalidParameterValue("Container image functions are not supported by lambda-scheduler; use a zip.")
+    changes = config_changes(body)
+    if "runtime" not in changes or "handler" not in changes:
+        raise InvalidParameterValue(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+        )
+    code = params.mapping(body, "Code")
+    if code is None:
+        raise constraint_violation(None, "code", "Member must not be null")
+    data = _code_zip(code)
+    architectures = _architectures(body)
+    tags = params.mapping(body, "Tags") or {}
+    role = params.string(body, "Role")
+    if name in scheduler.functions:
+        raise ResourceConflict(f"Function already exist: {name}")
+    store = request.app[CODE_STORE]
+    code_dir, info = await store.unpack(name, data)
+    try:
+        scheduler.add_function(FunctionConfig(name=name, code_dir=code_dir, **changes))
+    except BaseException:
+        store.discard(code_dir)
+        raise
+    fn = scheduler.functions[name]
+    record = FunctionRecord(fn, role or request.app[CATALOG].default_role, code=info, code_dir=code_dir)
+    record.tags = {str(k): str(v) for k, v in tags.items()}
+    if architectures:
+        record.architectures = architectures
+    request.app[CATALOG].add(record)
+    return await _configuration(request, fn, status=201)
+
+
+@routes.get("/2015-03-31/functions")
+@routes.get("/2015-03-31/functions/")
+async def list_functions(request: web.Request) -> web.Response:
+    max_items = request.query.get("MaxItems")
+    page = MAX_PAGE if max_items is None else min(MAX_PAGE, params.check_integer(max_items, "maxItems", 1, 10_000))
+    names = sorted(request.app[SCHEDULER].functions)
+    marker = request.query.get("Marker")
+    if marker:
+        after = _decode_marker(marker)
+        names = [n for n in names if n > after]
+    out: dict[str, Any] = {"Functions": []}
+    catalog = request.app[CATALOG]
+    functions = request.app[SCHEDULER].functions
+    for name in names[:page]:
+        fn = functions[name]
+        out["Functions"].append(shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn)))
+    if len(names) > page:
+        out["NextMarker"] = base64.urlsafe_b64encode(names[page - 1].encode()).decode()
+    return web.json_response(out)
+
+
+def _decode_marker(marker: str) -> str:
+    try:
+        return base64.b64decode(marker.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError):
+        raise InvalidParameterValue(f"Invalid Marker: {marker}") from None
+
+
+@routes.get("/2015-03-31/functions/{name}")
+async def get_function(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    catalog = request.app[CATALOG]
+    return web.json_response(shapes.get_function(fn, catalog.record(fn), await catalog.code(fn)))
+
+
+@routes.get("/2015-03-31/functions/{name}/configuration")
+async def get_function_configuration(request: web.Request) -> web.Response:
+    return await _configuration(request, params.function(request))
+
+
+@routes.put("/2015-03-31/functions/{name}/configuration")
+async def update_function_configuration(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    body = await params.read_json_object(request, CONFIG_REQUEST_LIMIT, "UpdateFunctionConfiguration")
+    record = request.app[CATALOG].record(fn)
+    _check_revision(body, record)
+    changes = config_changes(body)
+    role = params.string(body, "Role")
+    if changes:
+        request.app[SCHEDULER].update_function(fn.config.replace(**changes))
+    if role is not None:
+        record.role = role
+    record.touch()
+    return await _configuration(request, fn)
+
+
+@routes.put("/2015-03-31/functions/{name}/code")
+async def update_function_code(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    body = await params.read_json_object(request, CODE_REQUEST_LIMIT, "UpdateFunctionCode")
+    catalog = request.app[CATALOG]
+    _check_revision(body, catalog.record(fn))
+    data = _code_zip(body)
+    architectures = _architectures(body)
+    store = request.app[CODE_STORE]
+    code_dir, info = await store.unpack(fn.name, data)
+    if body.get("DryRun") is True:
+        store.discard(code_dir)
+        return await _configuration(request, fn)
+    if request.app[SCHEDULER].functions.get(fn.name) is not fn:  # deleted or replaced meanwhile
+        store.discard(code_dir)
+        raise ResourceConflict(f"The function {fn.name} changed while its code was being unpacked; try again.")
+    record = catalog.record(fn)
+    old_dir, old_pool = record.code_dir, fn.pool
+    try:
+        request.app[SCHEDULER].update_function(fn.config.replace(code_dir=code_dir))
+    except BaseException:
+        store.discard(code_dir)
+        raise
+    if old_dir is not None:
+        store.retire(old_dir, old_pool)
+    record.code, record.code_dir = info, code_dir
+    if architectures:
+        record.architectures = architectures
+    record.touch()
+    return await _configuration(request, fn)
+
+
+@routes.delete("/2015-03-31/functions/{name}")
+async def delete_function(request: web.Request) -> web.Response:
+    fn = params.function(request)
+    pool = fn.pool
+    request.app[SCHEDULER].remove_function(fn.name)
+    request.app[DISPATCHER].configs.pop(fn.name, None)
+    record = request.app[CATALOG].forget(fn.name)
+    if record is not None and record.code_dir is not None:
+        request.app[CODE_STORE].retire(record.code_dir, pool)
+    return web.Response(status=204)
+
+
+@routes.get("/2016-08-19/account-settings")
+@routes.get("/2016-08-19/account-settings/")
+async def get_account_settings(request: web.Request) -> web.Response:
+    scheduler = request.app[SCHEDULER]
+    catalog = request.app[CATALOG]
+    total = 0
+    for fn in list(scheduler.functions.values()):
+        total += (await catalog.code(fn)).size
+    return web.json_response(shapes.account_settings(scheduler, total))

@@ -1,0 +1,150 @@
+"""Reading a request: its body under a size cap, its JSON, and its parameters, with Lambda's
+errors for each way they can be wrong.
+
+Route handlers call these first; nothing past them sees unchecked input. A body is never read
+beyond its operation's limit: a declared length over the limit is refused before reading, and a
+chunked body is counted as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from .. import arn
+from ..errors import (
+    InvalidParameterValue,
+    InvalidRequestContent,
+    RequestTooLarge,
+    SchedulerError,
+    constraint_violation,
+)
+from ..scheduler import FunctionState
+from .keys import SCHEDULER
+
+# After a chunked body passes its limit, read on only this far to report its size.
+_COUNT_CAP = 64 * 1024 * 1024
+_decode = msgspec.json.decode
+
+
+async def read_body(request: web.Request, limit: int, too_large: Callable[[int], SchedulerError]) -> bytes:
+    """The whole body, or ``too_large(size)`` raised once it is known to pass ``limit``."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise too_large(length)
+        return await request.read()
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(await _count_rest(request, size))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _count_rest(request: web.Request, size: int) -> int:
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > _COUNT_CAP:
+            break
+    return size
+
+
+def parse_error(exc: Exception) -> InvalidRequestContent:
+    return InvalidRequestContent(f"Could not parse request body into json: Could not parse payload into json: {exc}")
+
+
+def check_json(body: bytes) -> None:
+    """An invoke payload must be JSON (an empty body counts as ``{}``, as on Lambda)."""
+    if body:
+        try:
+            _decode(body)
+        except msgspec.DecodeError as exc:
+            raise parse_error(exc) from None
+
+
+async def read_json_object(request: web.Request, limit: int, operation: str) -> dict[str, Any]:
+    """The JSON object body of a management operation (empty: ``{}``)."""
+    body = await read_body(request, limit, lambda size: _request_too_large(limit, operation))
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise parse_error(exc) from None
+    if not isinstance(data, dict):
+        raise InvalidRequestContent("Could not parse request body into json: expected a JSON object")
+    return data
+
+
+def _request_too_large(limit: int, operation: str) -> SchedulerError:
+    return RequestTooLarge(f"Request must be smaller than {limit} bytes for the {operation} operation")
+
+
+# --- the function a path names ----------------------------------------------------------------
+
+
+def function(request: web.Request) -> FunctionState:
+    """The function named in the path (a name, ARN or partial ARN) and ``?Qualifier=``."""
+    return request.app[SCHEDULER].resolve(request.match_info["name"], request.query.get("Qualifier"))
+
+
+def qualifier(request: web.Request) -> str | None:
+    return arn.parse_function_name(request.match_info["name"], request.query.get("Qualifier"))[1]
+
+
+def function_name(value: Any) -> str:
+    """A FunctionName given in a body (CreateFunction): a name or an unqualified ARN."""
+    if not isinstance(value, str) or not value:
+        raise constraint_violation(value, "functionName", "Member must not be null")
+    name, qual = arn.parse_function_name(value)
+    if qual is not None:
+        raise InvalidParameterValue(f"A function name cannot have a qualifier here: {value}")
+    return name
+
+
+# --- typed fields, with Lambda's validation messages ------------------------------------------
+
+
+def _member(key: str) -> str:
+    return key[0].lower() + key[1:]
+
+
+def integer(body: dict[str, Any], key: str, low: int, high: int | None = None) -> int | None:
+    """``body[key]`` as an int within bounds; None when absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    return check_integer(value, _member(key), low, high)
+
+
+def check_integer(value: Any, member: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise constraint_violation(value, member, "Member must be a whole number")
+    if value < low:
+        raise constraint_violation(value, member, f"Member must have value greater than or equal to {low}")
+    if high is not None and value > high:
+        raise constraint_violation(value, member, f"Member must have value less than or equal to {high}")
+    return value
+
+
+def string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise constraint_violation(value, _member(key), "Member must be a string")
+    return value
+
+
+def mapping(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise constraint_violation(value, _member(key), "Member must be a structure")
+    return value

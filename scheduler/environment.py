@@ -80,6 +80,7 @@ RunOutcome = Response | FunctionError | Died | TimedOut
 
 class EnvironmentOwner(Protocol):
     def on_environment_lost(self, env: Environment) -> None: ...
+    def on_output(self, env: Environment, data: bytes) -> None: ...
 
 
 class SpawnError(SchedulerError):
@@ -306,6 +307,8 @@ class Environment:
             return
         if self._sink is not None:
             self._sink.append(data)
+        else:
+            self.owner.on_output(self, data)  # between invocations: the environment's own log
 
     def _drain_log(self) -> None:
         """Take what the worker wrote before its reply, so the output lands in this invocation."""

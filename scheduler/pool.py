@@ -25,6 +25,7 @@ from .config import FunctionConfig, SchedulerConfig
 from .environment import TIMED_OUT, Died, Environment, EnvState, StartOutcome
 from .invocation import Invocation, InvocationResult
 from .logs import LogBuffer
+from .observer import Observer, stop_reason
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
 
 if TYPE_CHECKING:
@@ -44,10 +45,12 @@ class PoolContext:
         zygote: ZygoteClient,
         settings: SchedulerConfig,
         background: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        observer: Observer,
     ) -> None:
         self.zygote = zygote
         self.settings = settings
         self.background = background
+        self.observer = observer
 
 
 class Pool:
@@ -125,8 +128,14 @@ class Pool:
         """An environment finished an invocation: back to idle, or retired."""
         if env.state is not EnvState.BUSY:
             return  # killed in the meantime
-        if self.retired or self._expired(env, self._loop.time()) or (env.provisioned and self._surplus()):
-            self.retire(env, "retired")
+        if self.retired:
+            self.retire(env, "configuration changed")
+            return
+        if self._expired(env, self._loop.time()):
+            self.retire(env, "lifetime")
+            return
+        if env.provisioned and self._surplus():
+            self.retire(env, "provisioned concurrency lowered")
             return
         env.mark_idle()
         (self.provisioned_idle if env.provisioned else self.idle).append(env)
@@ -147,9 +156,12 @@ class Pool:
             self._sys_path,
             envvars.environment_for(self._base_env, env.log_stream, provisioned),
         )
+        began = time.perf_counter()
         outcome = await env.start(zygote, request, sink, timeout)
-        if type(outcome) is not Ready:
+        ok = type(outcome) is Ready
+        if not ok:
             env.kill("init failed" if type(outcome) is not InitFailed else "init error")
+        self.ctx.observer.environment_started(self.config.name, env, ok, time.perf_counter() - began)
         return env, outcome
 
     async def _cold_start(self, inv: Invocation) -> tuple[Environment, float] | InvocationResult:
@@ -284,7 +296,11 @@ class Pool:
 
     def _forget(self, env: Environment) -> None:
         self.environments.discard(env)
+        self.ctx.observer.environment_stopped(self.config.name, env, stop_reason(env.kill_reason))
         self._check_drained()
+
+    def on_output(self, env: Environment, data: bytes) -> None:
+        self.ctx.observer.environment_output(self.config.name, env, data)
 
     def _check_drained(self) -> None:
         if self.retired and not self.environments and not self._drained.done():

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from . import arn
 from .admission import Admission, ScalingBucket, scale_throttle
 from .config import FunctionConfig, SchedulerConfig
-from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed
+from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
+from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
 from .zygote import ZygoteClient
@@ -61,7 +63,12 @@ class Scheduler:
     """
 
     def __init__(
-        self, functions: Iterable[FunctionConfig] = (), config: SchedulerConfig | None = None, **settings: Any
+        self,
+        functions: Iterable[FunctionConfig] = (),
+        config: SchedulerConfig | None = None,
+        *,
+        observers: Iterable[Observer] = (),
+        **settings: Any,
     ) -> None:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
         self.admission = Admission(self.settings)
@@ -75,6 +82,9 @@ class Scheduler:
         self._running = False
         self._closing = False
         self._drained = asyncio.Event()
+        self.observers = Observers()
+        for observer in observers:
+            self.observers.add(observer)
 
     # --- life of the whole ----------------------------------------------------------------
 
@@ -89,7 +99,7 @@ class Scheduler:
         if self._running:
             return
         await self.zygote.start()
-        self._ctx = PoolContext(self.zygote, self.settings, self._background)
+        self._ctx = PoolContext(self.zygote, self.settings, self._background, self.observers)
         self._running = True
         provisioning: list[asyncio.Task[None]] = []
         try:
@@ -267,7 +277,11 @@ class Scheduler:
             raise RequestTooLarge(f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation")
         config = fn.config
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
-        unreserved = self.admission.admit(fn)
+        try:
+            unreserved = self.admission.admit(fn)
+        except Throttled as exc:
+            self.observers.throttled(fn.name, exc.reason)
+            raise
         inv = Invocation(
             fn.name,
             "$LATEST",
@@ -282,18 +296,20 @@ class Scheduler:
             trace_id,
             tenant_id,
         )
-        loop = asyncio.get_running_loop()
-        inv.admitted_at = loop.time()
+        inv.admitted_at = time.perf_counter()
         try:
             result = await fn.pool.invoke(inv, lambda: self._allow_new(fn))
         finally:
             self.admission.release(fn, unreserved)
             if self._closing and not self.admission.in_flight:
                 self._drained.set()
-        result.latency_s = loop.time() - inv.admitted_at
+        result.latency_s = time.perf_counter() - inv.admitted_at
+        self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
         return result
 
     def _allow_new(self, fn: FunctionState) -> bool:
         if not fn.bucket.take():
-            raise scale_throttle(fn)
+            throttle = scale_throttle(fn)
+            self.observers.throttled(fn.name, throttle.reason)
+            raise throttle
         return True

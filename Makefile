@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,28 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/lambda-scheduler serve
 
-test: $(STAMP)
+test: $(STAMP) prometheus
 	$(BIN)/python -m pytest
+
+# The dashboard test checks every Grafana query against a real Prometheus (Debian's package).
+# Installed here when missing and we are root with apt-get; otherwise that test is skipped
+# with a message saying so (the CI, .ci/run, installs it first and makes the test required).
+# On a machine with systemd the package starts a Prometheus service: it is stopped and
+# disabled again, since the test starts its own.
+prometheus:
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing prometheus (Debian package) for the dashboard test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then \
+			systemctl disable --now prometheus >/dev/null 2>&1 || true; \
+		fi; \
+	else \
+		echo "note: prometheus is not installed (apt-get install prometheus, as root); tests/test_dashboard.py will be skipped"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

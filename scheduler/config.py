@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -175,6 +175,19 @@ class SchedulerConfig:
     # Per-invocation log text kept in memory (the tail survives; older output is dropped).
     max_log_bytes: int = 1 << 20
     python: str = field(default_factory=lambda: sys.executable)
+    # Isolation: "auto" uses the strongest mechanism the host allows for each resource
+    # (cgroups, a mount namespace, a dropped uid); "fallback" forces the unprivileged ones.
+    isolation: Literal["auto", "fallback"] = "auto"
+    # Stop (SIGSTOP) idle environments so their background threads do not run, as on Lambda.
+    freeze_idle: bool = True
+    # When running as root, each function's environments run as uid base + n (None: never).
+    sandbox_uid_base: int | None = 50_000
+    # Processes and threads per environment (Lambda's limit is 1,024).
+    max_processes: int = 1024
+    # Pre-warmed cgroups kept ready, so cold starts skip the first-entry cost.
+    warm_cgroups: int = 8
+    # Where the fallback's per-environment TMPDIRs go (default: the system temp dir).
+    state_dir: str | None = None
 
     def __post_init__(self) -> None:
         _int_between("account_concurrency", self.account_concurrency, 1, 1_000_000)
@@ -187,6 +200,12 @@ class SchedulerConfig:
             if not getattr(self, name) >= 0:
                 raise ConfigError(name, f"must be at least 0, got {getattr(self, name)}")
         _int_between("max_log_bytes", self.max_log_bytes, 4096, 1 << 30)
+        if self.isolation not in ("auto", "fallback"):
+            raise ConfigError("isolation", f"must be 'auto' or 'fallback', got {self.isolation!r}")
+        _int_between("max_processes", self.max_processes, 8, 1 << 22)
+        _int_between("warm_cgroups", self.warm_cgroups, 0, 1024)
+        if self.sandbox_uid_base is not None:
+            _int_between("sandbox_uid_base", self.sandbox_uid_base, 1, (1 << 31) - 1 - 100_000)
         if not re.fullmatch(r"\d{12}", self.account_id):
             raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
 
@@ -225,6 +244,11 @@ class ServerConfig:
     # Event invocations run from the queue at once, at most (each still passes admission).
     event_concurrency: int = 100
     log_level: str = "info"
+    # Each function's logs (START … REPORT, and output between invocations) are also written
+    # here, one file per environment: <log_dir>/<function>/YYYY/MM/DD/[$LATEST]<id>.
+    log_dir: str | os.PathLike[str] | None = None
+    # GET /metrics and the observer that counts for it.
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         _int_between("port", self.port, 0, 65535)
@@ -243,6 +267,8 @@ class ServerConfig:
         _int_between("event_concurrency", self.event_concurrency, 1, 100_000)
         if self.log_level not in LOG_LEVELS:
             raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if not isinstance(self.metrics, bool):
+            raise ConfigError("metrics", f"must be true or false, got {self.metrics!r}")
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

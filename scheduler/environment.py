@@ -1,8 +1,11 @@
 """One execution environment, seen from the scheduler: a handle on a forked worker process.
 
-    STARTING ──Ready──► IDLE ⇄ BUSY ──► STOPPING ──exit──► DEAD
-        │                 │       │         ▲
-        └─init failed/timeout─────┴─timeout, crash, protocol error (SIGKILL)
+    STARTING ──Ready──► IDLE|FROZEN ⇄ BUSY ──► STOPPING ──exit──► DEAD
+        │                      │         │         ▲
+        └─init failed/timeout──┴─────────┴─timeout, crash, protocol error (SIGKILL)
+
+An idle environment is FROZEN (SIGSTOP to its process group) when freezing is on, and
+continued (SIGCONT) when it is given its next invocation or shut down.
 
 All of an environment's state lives here, and every state change goes through ``_set_state``.
 The handle owns three pipes: control out (frames to the worker), control in (frames from it)
@@ -18,6 +21,7 @@ import enum
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,9 +30,10 @@ import msgspec
 from . import protocol
 from .errors import SchedulerError
 from .logs import LogBuffer, describe_exit
-from .protocol import FunctionError, InitFailed, ProtocolError, Ready, Response, Spawn
+from .protocol import FunctionError, InitFailed, OutOfMemory, ProtocolError, Ready, Response, Spawn
 
 if TYPE_CHECKING:
+    from .isolation import EnvResources
     from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler.environment")
@@ -44,15 +49,18 @@ _DRAIN_READS = 32  # bound on one synchronous log drain, against a writer that n
 class EnvState(str, enum.Enum):
     STARTING = "starting"
     IDLE = "idle"
+    FROZEN = "frozen"  # idle and stopped (SIGSTOP): its threads make no progress
     BUSY = "busy"
     STOPPING = "stopping"
     DEAD = "dead"
 
 
+_PARKED = (EnvState.IDLE, EnvState.FROZEN)
 _TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
-    EnvState.STARTING: frozenset({EnvState.IDLE, EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.STARTING: frozenset({EnvState.IDLE, EnvState.FROZEN, EnvState.BUSY, EnvState.STOPPING}),
     EnvState.IDLE: frozenset({EnvState.BUSY, EnvState.STOPPING}),
-    EnvState.BUSY: frozenset({EnvState.IDLE, EnvState.STOPPING}),
+    EnvState.FROZEN: frozenset({EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.BUSY: frozenset({EnvState.IDLE, EnvState.FROZEN, EnvState.STOPPING}),
     EnvState.STOPPING: frozenset({EnvState.DEAD}),
     EnvState.DEAD: frozenset(),
 }
@@ -113,6 +121,9 @@ class Environment:
         "_unsent",
         "_exited",
         "on_stopping",
+        "resources",
+        "oom",
+        "_deadline",
     )
 
     def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str) -> None:
@@ -138,6 +149,9 @@ class Environment:
         self._exited: asyncio.Future[int] = self._loop.create_future()
         # Called once when the environment leaves service (starts stopping or dies).
         self.on_stopping: Callable[[Environment], None] | None = None
+        self._deadline = 0.0  # perf_counter time of the pending Init or invocation deadline
+        self.resources: EnvResources | None = None  # its cgroup / TMPDIR / watchdog entry
+        self.oom = False  # killed for going over its memory size
 
     def __repr__(self) -> str:
         return f"<Environment pid={self.pid} {self.state.value}{' provisioned' if self.provisioned else ''}>"
@@ -148,20 +162,25 @@ class Environment:
         if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"environment {self.pid}: illegal transition {self.state.value} -> {new.value}")
         was, self.state = self.state, new
-        if was is EnvState.IDLE and new is EnvState.STOPPING:
+        if was in _PARKED and new is EnvState.STOPPING:
             self.owner.on_environment_lost(self)  # leaves the pool's idle queue, whoever stopped it
         if new is EnvState.STOPPING and self.on_stopping is not None:
             callback, self.on_stopping = self.on_stopping, None
             callback(self)
 
-    def mark_idle(self) -> None:
+    def park(self, freeze: bool) -> None:
+        """Between invocations: IDLE, or FROZEN (its whole process group stopped)."""
         self._sink = None
         self.last_used = self._loop.time()
-        self._set_state(EnvState.IDLE)
+        if freeze:
+            self._set_state(EnvState.FROZEN)
+            self._signal_group(signal.SIGSTOP)
+        else:
+            self._set_state(EnvState.IDLE)
 
     @property
     def alive(self) -> bool:
-        return self.state in (EnvState.STARTING, EnvState.IDLE, EnvState.BUSY)
+        return self.state in (EnvState.STARTING, EnvState.IDLE, EnvState.FROZEN, EnvState.BUSY)
 
     # --- start and Init -------------------------------------------------------------------
 
@@ -184,14 +203,22 @@ class Environment:
         finally:
             for fd in (in_r, out_w, log_w):
                 os.close(fd)
-        self._timer = self._loop.call_at(self.created_at + timeout, self._on_deadline)
+        self._arm(time.perf_counter() + timeout)
         return waiter
 
     def on_spawned(self, pid: int, pidfd: int) -> None:
         self.pid = pid
         self._pidfd = pidfd
+        if self.resources is not None:
+            self.resources.attach(pid, self._over_memory)
         if self.kill_reason is not None:
             self._signal(signal.SIGKILL)
+
+    def _over_memory(self, rss: int) -> None:
+        """The fallback watchdog saw the process above its memory size."""
+        self.oom = True
+        self.max_rss_kb = max(self.max_rss_kb, rss // 1024)
+        self.kill("out of memory")
 
     def on_spawn_failed(self, message: str) -> None:
         log.error("could not start an environment: %s", message)
@@ -202,14 +229,16 @@ class Environment:
 
     def run(self, frame: protocol.Invoke, sink: LogBuffer, deadline: float) -> asyncio.Future[RunOutcome]:
         """Send one invocation; resolves with its reply, or Died / TIMED_OUT. ``deadline`` is
-        loop time; at that moment the process is killed and TIMED_OUT returned at once."""
+        perf_counter time; at that moment the process is killed and TIMED_OUT returned."""
+        if self.state is EnvState.FROZEN:
+            self._signal_group(signal.SIGCONT)
         self._set_state(EnvState.BUSY)
         self.invocations += 1
         self._request_id = frame.request_id
         self._sink = sink
         waiter: asyncio.Future[RunOutcome] = self._loop.create_future()
         self._waiter = waiter
-        self._timer = self._loop.call_at(deadline, self._on_deadline)
+        self._arm(deadline)
         self._send(protocol.frame(_encoder, frame))
         return waiter
 
@@ -277,6 +306,11 @@ class Environment:
                 self._on_frame(msg)
 
     def _on_frame(self, msg: object) -> None:
+        if type(msg) is OutOfMemory:
+            self.oom = True
+            self.max_rss_kb = max(self.max_rss_kb, msg.max_rss_kb)
+            self.kill("out of memory")
+            return
         waiter = self._waiter
         if self.state is EnvState.BUSY and type(msg) in (Response, FunctionError):
             if msg.request_id != self._request_id:  # type: ignore[attr-defined]
@@ -325,7 +359,17 @@ class Environment:
 
     # --- ending ---------------------------------------------------------------------------
 
+    def _arm(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._timer = self._loop.call_later(deadline - time.perf_counter(), self._on_deadline)
+
     def _on_deadline(self) -> None:
+        # The loop's timers run on its cached, millisecond clock and can fire a little early
+        # by the real one: never end an invocation before its deadline.
+        early = self._deadline - time.perf_counter()
+        if early > 0:
+            self._timer = self._loop.call_later(early, self._on_deadline)
+            return
         self._timer = None
         self.kill("timeout")
         waiter, self._waiter = self._waiter, None
@@ -353,6 +397,13 @@ class Environment:
         except OSError:
             pass
 
+    def _signal_group(self, sig: int) -> None:
+        """One syscall for the whole process group (the hot path's freeze and thaw)."""
+        try:
+            os.killpg(self.pid, sig)
+        except OSError:
+            pass
+
     def kill(self, reason: str) -> None:
         """SIGKILL the environment. Its pending call, if any, resolves when the exit arrives."""
         if self.state in (EnvState.DEAD,):
@@ -372,8 +423,11 @@ class Environment:
         if self.state in (EnvState.STOPPING, EnvState.DEAD):
             return
         self.kill_reason = self.kill_reason or reason
+        frozen = self.state is EnvState.FROZEN
         self._set_state(EnvState.STOPPING)
         self._signal(signal.SIGTERM)
+        if frozen:
+            self._signal(signal.SIGCONT)  # thawed so that it can act on the SIGTERM
 
     async def shutdown(self, grace: float) -> None:
         """Lambda's Shutdown: SIGTERM, up to ``grace`` seconds, then SIGKILL."""
@@ -396,7 +450,13 @@ class Environment:
         self._drain_control()
         if self.state is EnvState.DEAD:
             return
-        if self.kill_reason in (None, "control channel closed"):
+        if self.resources is not None and self.resources.oom_killed():
+            self.oom = True
+        if self.oom:
+            peak = self.resources.peak_kb() if self.resources is not None else None
+            self.max_rss_kb = max(self.max_rss_kb, peak or 0)
+            log.warning("environment %d was killed for exceeding its memory size", self.pid)
+        elif self.kill_reason in (None, "control channel closed"):
             log.warning("environment %d exited on its own: %s", self.pid, describe_exit(status))
         self._drain_log()
         self._finish(status)

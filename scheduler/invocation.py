@@ -55,6 +55,7 @@ class InvocationResult:
         "max_memory_used_mb",
         "report_error_type",
         "latency_s",
+        "log_stream",
         "_parts",
         "_log",
     )
@@ -84,6 +85,7 @@ class InvocationResult:
         self.max_memory_used_mb = max(1, math.ceil(max_rss_kb / 1024))
         self.report_error_type = report_error_type or error_type
         self.latency_s = 0.0
+        self.log_stream = inv.log_stream
         self._parts = inv.parts
         self._log: str | None = None
 
@@ -139,6 +141,7 @@ class Invocation:
         "parts",
         "output",
         "admitted_at",
+        "log_stream",
     )
 
     def __init__(
@@ -173,6 +176,7 @@ class Invocation:
         self.output = LogBuffer(log_limit)
         self.parts: list[str | LogBuffer] = []
         self.admitted_at = 0.0
+        self.log_stream = ""  # the stream (environment) that ran it; the last one tried if Init failed
 
     # --- the log, in the order Lambda writes it ---------------------------------------
 

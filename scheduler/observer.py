@@ -31,7 +31,8 @@ class Observer:
 
     def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
         """An environment's process is gone. ``reason`` is bounded: idle, lifetime, error,
-        timeout, out_of_memory, config_change, provisioned_change, init_failure, shutdown."""
+        timeout, out_of_memory, ephemeral_storage, config_change, provisioned_change,
+        init_failure, shutdown."""
 
     def environment_output(self, function: str, env: Environment, data: bytes) -> None:
         """Output an environment wrote outside any invocation (provisioned Init, background
@@ -88,5 +89,6 @@ _REASONS = (
     ("provisioned concurrency lowered", "provisioned_change"),
     ("init", "init_failure"),
     ("shutdown", "shutdown"),
-    ("retired", "lifetime"),
+    ("ephemeral storage", "ephemeral_storage"),
+    ("out of memory", "out_of_memory"),
 )

@@ -24,16 +24,19 @@ from . import envvars, logs
 from .config import FunctionConfig, SchedulerConfig
 from .environment import TIMED_OUT, Died, Environment, EnvState, StartOutcome
 from .invocation import Invocation, InvocationResult
+from .isolation.manager import interpreter_path
 from .logs import LogBuffer
 from .observer import Observer, stop_reason
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
 
 if TYPE_CHECKING:
+    from .isolation import Isolation
     from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler.pool")
 
 _INIT_EXIT_ERROR = "Runtime.ExitError"
+_OOM = "Runtime.OutOfMemory"
 _PROVISION_BACKOFF_MAX_S = 60.0
 
 
@@ -46,11 +49,14 @@ class PoolContext:
         settings: SchedulerConfig,
         background: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
         observer: Observer,
+        isolation: Isolation,
     ) -> None:
         self.zygote = zygote
         self.settings = settings
         self.background = background
         self.observer = observer
+        self.isolation = isolation
+        self.base_path = interpreter_path()
 
 
 class Pool:
@@ -64,6 +70,7 @@ class Pool:
         self.provisioning = 0  # provisioned environments still in Init
         self.provisioned_alive = 0  # provisioned environments started and not yet stopping
         self.retired = False
+        self.retire_reason = "configuration changed"
         # The last failed Init of a provisioned environment, until one succeeds (the API
         # reports it as Status FAILED with this StatusReason).
         self.provision_error: str | None = None
@@ -90,7 +97,7 @@ class Pool:
         env = self.take_idle(inv)
         if env is not None:
             inv.log_start()
-            return await self._run(env, inv, self._loop.time() + self.config.timeout_s)
+            return await self._run(env, inv, time.perf_counter() + self.config.timeout_s)
         allow_new()
         inv.start = "cold"
         started = await self._cold_start(inv)
@@ -100,9 +107,11 @@ class Pool:
         return await self._run(env, inv, deadline)
 
     async def _run(self, env: Environment, inv: Invocation, deadline: float) -> InvocationResult:
-        # Durations come from perf_counter: uvloop's loop clock only ticks in milliseconds.
+        """``deadline``: perf_counter time. Durations and deadlines use perf_counter: uvloop's
+        loop clock only ticks in milliseconds, and is read once per loop iteration."""
         began = time.perf_counter()
-        deadline_ms = int((time.time() + (deadline - self._loop.time())) * 1000)
+        inv.log_stream = env.log_stream
+        deadline_ms = int((time.time() + (deadline - began)) * 1000)
         waiter = env.run(inv.frame(deadline_ms), inv.output, deadline)
         try:
             outcome = await waiter
@@ -121,7 +130,9 @@ class Pool:
             result = inv.finish_timeout((time.perf_counter() - began) * 1000, env.max_rss_kb)
         else:
             assert isinstance(outcome, Died)
-            result = inv.finish_exit(outcome.status, (time.perf_counter() - began) * 1000, env.max_rss_kb)
+            result = inv.finish_exit(
+                outcome.status, (time.perf_counter() - began) * 1000, env.max_rss_kb, _OOM if env.oom else None
+            )
         return result
 
     def release(self, env: Environment) -> None:
@@ -129,7 +140,7 @@ class Pool:
         if env.state is not EnvState.BUSY:
             return  # killed in the meantime
         if self.retired:
-            self.retire(env, "configuration changed")
+            self.retire(env, self.retire_reason)
             return
         if self._expired(env, self._loop.time()):
             self.retire(env, "lifetime")
@@ -137,7 +148,11 @@ class Pool:
         if env.provisioned and self._surplus():
             self.retire(env, "provisioned concurrency lowered")
             return
-        env.mark_idle()
+        resources = env.resources
+        if resources is not None and resources.tmp_dir is not None and resources.tmp_over_quota():
+            self.retire(env, "ephemeral storage exceeded")
+            return
+        env.park(self.ctx.settings.freeze_idle)
         (self.provisioned_idle if env.provisioned else self.idle).append(env)
 
     # --- starting environments ------------------------------------------------------------
@@ -148,18 +163,18 @@ class Pool:
             await zygote.ensure_running()
         env = Environment(self, provisioned, logs.log_stream_name())
         self.environments.add(env)
-        env._exited.add_done_callback(lambda _: self._forget(env))  # noqa: SLF001
-        request = Spawn(
-            0,
-            self.config.handler,
-            str(self.config.task_root),
-            self._sys_path,
-            envvars.environment_for(self._base_env, env.log_stream, provisioned),
-        )
+        env._exited.add_done_callback(lambda _: self._forget(env))
+        resources = self.ctx.isolation.allocate(self.config, self.ctx.base_path)
+        env.resources = resources
+        environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
+        environ.update(resources.environ)
+        request = Spawn(0, self.config.handler, str(self.config.task_root), self._sys_path, environ, resources.spec)
         began = time.perf_counter()
         outcome = await env.start(zygote, request, sink, timeout)
         ok = type(outcome) is Ready
-        if not ok:
+        if ok:
+            resources.on_ready()
+        else:
             env.kill("init failed" if type(outcome) is not InitFailed else "init error")
         self.ctx.observer.environment_started(self.config.name, env, ok, time.perf_counter() - began)
         return env, outcome
@@ -175,16 +190,17 @@ class Pool:
         if type(outcome) is Ready:
             inv.init_ms = init_ms
             inv.log_start()
-            return env, self._loop.time() + self.config.timeout_s
+            return env, time.perf_counter() + self.config.timeout_s
         inv.parts.append(_init_report(init_ms, "init", outcome))
         # Lambda retries a failed Init inside the invoke phase, under the function timeout.
         inv.init_ms = None
         inv.log_start()
         began = time.perf_counter()
-        deadline = self._loop.time() + self.config.timeout_s
+        deadline = began + self.config.timeout_s
         env, outcome = await self.start_environment(False, inv.output, self.config.timeout_s)
         if type(outcome) is Ready:
             return env, deadline
+        inv.log_stream = env.log_stream
         elapsed_ms = (time.perf_counter() - began) * 1000
         inv.log_text(_init_report(elapsed_ms, "invoke", outcome))
         if outcome is TIMED_OUT:
@@ -192,7 +208,7 @@ class Pool:
         if type(outcome) is InitFailed:
             return inv.finish_init_error(outcome.error_type, outcome.payload, elapsed_ms, env.max_rss_kb)
         assert isinstance(outcome, Died)
-        return inv.finish_exit(outcome.status, elapsed_ms, env.max_rss_kb)
+        return inv.finish_exit(outcome.status, elapsed_ms, env.max_rss_kb, _OOM if env.oom else None)
 
     # --- provisioned concurrency ----------------------------------------------------------
 
@@ -222,6 +238,8 @@ class Pool:
                 sink = LogBuffer(self.ctx.settings.max_log_bytes)
                 env, outcome = await self.start_environment(True, sink, timeout)
                 if type(outcome) is Ready:
+                    if len(sink):
+                        self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
                     self.provision_error = None
                     self.provisioning -= 1
                     counted = False
@@ -230,7 +248,7 @@ class Pool:
                     if self.retired or self._surplus():
                         self.retire(env, "provisioned concurrency lowered")
                     else:
-                        env.mark_idle()
+                        env.park(self.ctx.settings.freeze_idle)
                         self.provisioned_idle.append(env)
                     return
                 self.provision_error = f"Init failed: {_describe(outcome)}"
@@ -285,18 +303,21 @@ class Pool:
         env.terminate(reason)
         self.ctx.background(env.shutdown(self.ctx.settings.shutdown_timeout_s))
 
-    def retire_all(self) -> None:
-        """This configuration is replaced or removed: idle environments go now, busy ones
-        when their invocation ends."""
+    def retire_all(self, reason: str = "configuration changed") -> None:
+        """This configuration is replaced or removed (or the scheduler stops): idle
+        environments go now, busy ones when their invocation ends."""
         self.retired = True
+        self.retire_reason = reason
         for queue in (self.idle, self.provisioned_idle):
             while queue:
-                self.retire(queue.popleft(), "configuration changed")
+                self.retire(queue.popleft(), reason)
         self._check_drained()
 
     def _forget(self, env: Environment) -> None:
         self.environments.discard(env)
-        self.ctx.observer.environment_stopped(self.config.name, env, stop_reason(env.kill_reason))
+        if env.resources is not None:
+            env.resources.release()
+        self.ctx.observer.environment_stopped(self.config.name, env, stop_reason(env.kill_reason, env.oom))
         self._check_drained()
 
     def on_output(self, env: Environment, data: bytes) -> None:

@@ -71,11 +71,30 @@ class FunctionError(msgspec.Struct, tag="error", array_like=True):
     max_rss_kb: int
 
 
+class OutOfMemory(msgspec.Struct, tag="oom", array_like=True):
+    """Sent just before the environment kills itself on hitting the fallback memory limit."""
+
+    max_rss_kb: int
+
+
 ToEnvironment = Invoke
-FromEnvironment = Ready | InitFailed | Response | FunctionError
+FromEnvironment = Ready | InitFailed | Response | FunctionError | OutOfMemory
 
 
 # --- scheduler <-> zygote -----------------------------------------------------------------
+
+
+class IsolationSpec(msgspec.Struct, omit_defaults=True):
+    """What the child applies to itself before user code runs (scheduler.isolation.child)."""
+
+    cgroup_procs: list[str] = []  # cgroup.procs files to enter
+    tmp_mb: int = 0  # > 0: a mount namespace with private tmpfs on /tmp, /var/tmp, /dev/shm
+    uid: int = -1  # >= 0: drop to this uid/gid (and no new privileges)
+    gid: int = -1
+    keep_read_search: bool = False  # keep CAP_DAC_READ_SEARCH after dropping (see isolation.user)
+    address_space_bytes: int = 0  # RLIMIT_AS, the fallback's backstop for memory
+    max_processes: int = 0  # RLIMIT_NPROC, the fallback's pids limit
+    oom_on_memory_error: bool = False  # fallback: a MemoryError is the memory limit: report OOM
 
 
 class Spawn(msgspec.Struct, tag="spawn"):
@@ -86,8 +105,7 @@ class Spawn(msgspec.Struct, tag="spawn"):
     task_root: str
     sys_path: list[str]
     environ: dict[str, str]
-    # Resource isolation set up in the child before user code runs (see scheduler.limits).
-    isolation: dict[str, object] = {}
+    isolation: IsolationSpec = msgspec.field(default_factory=IsolationSpec)
 
 
 class Hello(msgspec.Struct, tag="hello"):
@@ -130,29 +148,35 @@ class FrameSplitter:
     """Incremental decoder for the length-prefixed stream, shared by both ends.
 
     ``feed`` returns the complete messages in ``data``; a partial frame is kept for the next
-    call. The common case — exactly one whole frame per read — takes no copy.
+    call. The common case — exactly one whole frame per read — takes no copy; a large frame
+    arriving in many reads is accumulated and decoded once, when its last byte is in.
     """
 
-    __slots__ = ("_decoder", "_max", "_pending")
+    __slots__ = ("_decoder", "_max", "_pending", "_need")
 
     def __init__(self, decoder: msgspec.msgpack.Decoder, max_frame: int = MAX_FRAME) -> None:
         self._decoder = decoder
         self._max = max_frame
         self._pending = bytearray()
+        self._need = 0  # bytes the pending data must reach before anything can be decoded
 
     def feed(self, data: bytes) -> list[object]:
         if self._pending:
             self._pending += data
+            if len(self._pending) < self._need:
+                return []
             data = bytes(self._pending)
             self._pending.clear()
         out: list[object] = []
         view = memoryview(data)
         pos, end = 0, len(data)
+        need = 0
         while end - pos >= HEADER:
             size = int.from_bytes(view[pos : pos + HEADER], "big")
             if size > self._max or size == 0:
                 raise ProtocolError(f"frame length {size} outside 1..{self._max}")
             if end - pos - HEADER < size:
+                need = HEADER + size
                 break
             start = pos + HEADER
             try:
@@ -162,6 +186,7 @@ class FrameSplitter:
             pos = start + size
         if pos < end:
             self._pending += view[pos:]
+            self._need = need or HEADER
         return out
 
     @property

@@ -22,6 +22,7 @@ from .admission import Admission, ScalingBucket, scale_throttle
 from .config import FunctionConfig, SchedulerConfig
 from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
+from .isolation import Isolation
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
@@ -73,6 +74,7 @@ class Scheduler:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
         self.admission = Admission(self.settings)
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
+        self.isolation = Isolation(self.settings)
         self._initial = list(functions)
         self._functions: dict[str, FunctionState] = {}
         self._retired_pools: set[Pool] = set()
@@ -98,8 +100,13 @@ class Scheduler:
     async def start(self) -> None:
         if self._running:
             return
-        await self.zygote.start()
-        self._ctx = PoolContext(self.zygote, self.settings, self._background, self.observers)
+        await self.isolation.start()
+        try:
+            await self.zygote.start()
+        except BaseException:
+            await self.isolation.stop()
+            raise
+        self._ctx = PoolContext(self.zygote, self.settings, self._background, self.observers, self.isolation)
         self._running = True
         provisioning: list[asyncio.Task[None]] = []
         try:
@@ -127,7 +134,7 @@ class Scheduler:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
         for pool in pools:
-            pool.retire_all()
+            pool.retire_all("shutdown")
         for task in list(self._tasks):
             task.cancel()
         envs = [env for pool in pools for env in pool.environments]
@@ -135,6 +142,7 @@ class Scheduler:
         await asyncio.gather(*(env.shutdown(grace) for env in envs), return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.zygote.stop()
+        await self.isolation.stop()
         self._running = False
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -176,6 +184,11 @@ class Scheduler:
     @property
     def functions(self) -> dict[str, FunctionState]:
         return self._functions
+
+    @property
+    def retired_pools(self) -> frozenset[Pool]:
+        """Pools of replaced or removed configurations whose environments are still draining."""
+        return frozenset(self._retired_pools)
 
     def get_function(self, name: str) -> FunctionState:
         fn = self._functions.get(name)

@@ -65,7 +65,9 @@ class ZygoteClient:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
         with theirs:
             self._proc = subprocess.Popen(
-                [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), *self._preload],
+                # --owner names this process in the command line, which every environment
+                # inherits: a process listing tells whose environments are whose.
+                [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
                 pass_fds=[theirs.fileno()],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,27 @@ from scheduler.api import init_app
 from scheduler.config import ServerConfig
 from scheduler.events import EventInvokeConfig
 
-from .procs import wait_gone, zygote_family
+from .procs import cgroup_leftovers, wait_gone, zygote_family
+
+# Environments get a private /tmp (and /var/tmp, /dev/shm), as on Lambda: files a test shares
+# with a handler must live elsewhere, so the tests' temporary directories do.
+_TEST_TMP = Path(__file__).resolve().parent.parent / ".tmp"
+_TEST_TMP.mkdir(exist_ok=True)
+os.environ["TMPDIR"] = str(_TEST_TMP)
+tempfile.tempdir = None
 
 FUNCTIONS = Path(__file__).parent / "functions"
 
 # Short limits so the fault matrix runs in seconds; behaviour is the same as with Lambda's.
 FAST = {"init_timeout_s": 2.0, "shutdown_timeout_s": 0.5, "drain_timeout_s": 5.0}
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, writable by the unprivileged users handlers run as (when the
+    tests run as root, each function gets its own uid)."""
+    tmp_path.chmod(0o777)
+    return tmp_path
 
 
 def fn(name: str, handler: str, **kwargs: Any) -> FunctionConfig:
@@ -41,7 +58,6 @@ MakeScheduler = Callable[..., Awaitable[Scheduler]]
 @pytest.fixture
 async def make_scheduler() -> AsyncIterator[MakeScheduler]:
     """Start schedulers for a test; stop them after it and check nothing is left running."""
-    before = zygote_family()
     created: list[Scheduler] = []
 
     async def make(*functions: FunctionConfig, **settings: Any) -> Scheduler:
@@ -53,8 +69,9 @@ async def make_scheduler() -> AsyncIterator[MakeScheduler]:
     yield make
     for s in created:
         await s.stop()
-    leftover = wait_gone(zygote_family() - before, timeout=5.0)
+    leftover = wait_gone(zygote_family(), timeout=5.0)
     assert not leftover, f"processes left behind: {sorted(leftover)}"
+    assert not cgroup_leftovers(), f"cgroups left behind: {cgroup_leftovers()}"
 
 
 # --- the HTTP API: a real server on an ephemeral port, driven with boto3 ----------------------

@@ -9,8 +9,10 @@ import time
 ZYGOTE_MARK = b"scheduler.worker.zygote"
 
 
-def zygote_family() -> set[int]:
-    """Every process forked from any zygote (the zygotes and all environments)."""
+def zygote_family(owner: int | None = None) -> set[int]:
+    """Every process forked from a zygote (the zygotes and all environments) — of the
+    scheduler in process ``owner`` (default: this one), whose pid is in their command line."""
+    mark = ZYGOTE_MARK + f" --owner={owner or os.getpid()}".encode()
     pids = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -22,7 +24,7 @@ def zygote_family() -> set[int]:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except OSError:
             continue
-        if ZYGOTE_MARK in cmdline and state != b"Z":
+        if mark in cmdline.replace(b"\0", b" ") and state != b"Z":
             pids.add(int(entry))
     return pids
 
@@ -58,3 +60,16 @@ def wait_gone(pids: set[int], timeout: float = 5.0) -> set[int]:
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+def cgroup_leftovers(owner: int | None = None) -> list[str]:
+    """cgroup directories of the schedulers in process ``owner`` (default: this one). Other
+    test runs create and remove cgroups meanwhile: a directory vanishing mid-walk is fine."""
+    prefix = f"lambda-scheduler-{owner or os.getpid()}-"
+    found: list[str] = []
+    for top, dirs, _files in os.walk("/sys/fs/cgroup", onerror=lambda _: None):
+        for name in dirs:
+            if name.startswith(prefix):
+                found.append(os.path.join(top, name))
+        dirs[:] = [d for d in dirs if not d.startswith("lambda-scheduler-")]
+    return found

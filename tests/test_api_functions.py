@@ -327,5 +327,5 @@ async def test_account_settings_and_health(make_server: MakeServer) -> None:
         assert response.status == 200
         health = await response.json()
     assert health["status"] == "ok" and health["functions"] == 1 and health["in_flight"] == 0
-    assert health["environments"]["idle"] == 1
+    assert health["environments"]["idle"] + health["environments"]["frozen"] == 1
     assert health["events"]["depth"] == 0

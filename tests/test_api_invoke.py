@@ -80,7 +80,8 @@ async def test_event_invocation_is_accepted_at_once_and_runs(make_server: MakeSe
         served.client().invoke, FunctionName="record", InvocationType="Event", Payload=json.dumps({"path": str(trace)})
     )
     assert response["StatusCode"] == 202 and response["Payload"] == b""
-    await until(lambda: trace.exists())
+    # Wait for a whole line: the file exists a moment before the handler has written to it.
+    await until(lambda: trace.exists() and trace.read_text().endswith("\n"))
     # The handler saw the request id that the 202 carried.
     assert trace.read_text().split() == [response["ResponseMetadata"]["RequestId"]]
 

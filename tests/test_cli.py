@@ -123,12 +123,11 @@ class Server:
 @pytest.fixture
 def serving() -> Iterator[list[Server]]:
     servers: list[Server] = []
-    before = zygote_family()
     yield servers
     for server in servers:
         server.close()
-    leftover = wait_gone(zygote_family() - before, timeout=5.0)
-    assert not leftover, f"processes left behind: {sorted(leftover)}"
+        leftover = wait_gone(zygote_family(owner=server.process.pid), timeout=5.0)
+        assert not leftover, f"processes left behind: {sorted(leftover)}"
 
 
 def test_serve_the_bundled_examples_and_stop_on_sigterm(serving: list[Server], tmp_path: Path) -> None:

@@ -121,7 +121,6 @@ def test_killing_the_scheduler_leaves_no_environment_behind(tmp_path: Path) -> N
         asyncio.run(main())
         """
     )
-    before = zygote_family()
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -131,7 +130,7 @@ def test_killing_the_scheduler_leaves_no_environment_behind(tmp_path: Path) -> N
         proc.kill()
         proc.wait(5)
         assert not wait_gone(pids, timeout=5)
-        assert not wait_gone(zygote_family() - before, timeout=5)
+        assert not wait_gone(zygote_family(owner=proc.pid), timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()

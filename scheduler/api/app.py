@@ -2,10 +2,12 @@
 
     request ─► lambda_errors (request id, errors → Lambda's error responses)
             ─► health · invoke · functions · concurrency · event_config  (one module per group)
+            ─► GET /metrics (observability.py: Prometheus text from the server's own registry)
 
 Background resources are owned by ``cleanup_ctx``, started in this order and stopped in the
-reverse: the code store (its folder), the Scheduler (started if it is not yet, and
-stopped: the application owns it from here on), and the event dispatcher. On shutdown,
+reverse: the observers (metrics, log directory, lifecycle log; observability.py), the code
+store (its folder), the Scheduler (started if it is not yet, and stopped: the application
+owns it from here on), and the event dispatcher. On shutdown,
 ``on_shutdown`` marks the server as stopping first, so health answers 503 and no new Event is
 accepted while in-flight requests finish.
 """
@@ -20,11 +22,12 @@ from ..config import ServerConfig
 from ..dispatcher import EventDispatcher
 from ..events import EventInvokeConfig, EventQueue, EventStore
 from ..scheduler import Scheduler
-from . import concurrency, event_config, functions, health, invoke
+from . import concurrency, event_config, functions, health, invoke, observability
 from .catalog import Catalog
 from .codestore import CodeStore
 from .errors import lambda_errors
 from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, SCHEDULER, SETTINGS, STATE, ServerState
+from .observability import OBSERVABILITY, Observability
 
 
 def init_app(
@@ -48,11 +51,14 @@ def init_app(
     app[CODE_STORE] = CodeStore(settings.code_store_dir)
     app[EVENT_QUEUE] = queue
     app[DISPATCHER] = EventDispatcher(scheduler, queue, settings, event_configs)
-    app.cleanup_ctx.extend([_code_store, _scheduler, _dispatcher])
+    # Observers are attached now, so the Scheduler's first environments are seen.
+    app[OBSERVABILITY] = observed = Observability(scheduler, settings, queue)
+    app.cleanup_ctx.extend([observed.lifetime, _code_store, _scheduler, _dispatcher])
     app.on_shutdown.append(_mark_stopping)
     for module in (health, invoke, functions, concurrency, event_config):
         app.add_routes(module.routes)
-    # GET /metrics (Prometheus) is registered here by the metrics module, next to health.
+    if settings.metrics:
+        app.add_routes(observability.routes)  # GET /metrics (Prometheus)
     return app
 
 

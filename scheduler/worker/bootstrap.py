@@ -13,9 +13,10 @@ import os
 import random
 import signal
 import sys
+import tempfile
 from typing import NoReturn
 
-from .. import limits
+from ..isolation.child import enter_environment
 from ..protocol import Spawn
 from . import runtime
 
@@ -52,9 +53,11 @@ def become_environment(spawn: Spawn, fds: list[int], zygote_pid: int, base_path:
     _reset_signals()
     _wire_fds(log_fd)
     random.seed()  # the zygote's generator state is shared by every fork otherwise
-    limits.enter_environment(spawn.isolation, zygote_pid)
+    enter_environment(spawn.isolation, zygote_pid, die_with_parent, [spawn.task_root, *spawn.sys_path, *base_path])
+    runtime.oom_on_memory_error = spawn.isolation.oom_on_memory_error
     os.environ.clear()
     os.environ.update(spawn.environ)
+    tempfile.tempdir = None  # found again from this environment's TMPDIR
     os.chdir(spawn.task_root)
     sys.path[:] = [*spawn.sys_path, *base_path]
     sys.argv = ["/var/runtime/bootstrap"]

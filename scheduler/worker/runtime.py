@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from .. import protocol
-from ..protocol import MAX_PAYLOAD, FunctionError, InitFailed, Invoke, Ready, Response
+from ..protocol import MAX_PAYLOAD, FunctionError, InitFailed, Invoke, OutOfMemory, Ready, Response
 from . import faults, logsetup, marshal
 from .context import FunctionInfo, LambdaContext
 from .faults import Fault
@@ -35,6 +36,9 @@ _decoder = msgspec.msgpack.Decoder(protocol.ToEnvironment)
 # The control fds, visible to tests that need to break the protocol on purpose.
 control_in_fd = -1
 control_out_fd = -1
+# Set at spawn in the fallback isolation, where RLIMIT_AS stands in for the memory limit: a
+# MemoryError then means "over the memory size", which kills the environment as on Lambda.
+oom_on_memory_error = False
 
 
 def load_handler(spec: str) -> Handler:
@@ -94,6 +98,15 @@ def _exit(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _out_of_memory() -> NoReturn:
+    """The fallback memory limit was hit: say so, then die the way an OOM kill does."""
+    try:
+        send(OutOfMemory(_max_rss_kb()))
+    finally:
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(137)  # not reached
+
+
 def _system_exit(exc: SystemExit) -> NoReturn:
     """sys.exit() in user code ends the runtime with that status, as it does on Lambda."""
     if exc.code is None or isinstance(exc.code, int):
@@ -110,6 +123,10 @@ def _init(handler_spec: str) -> Handler:
         body = faults.fault_body(fault)
     except SystemExit as exc:
         _system_exit(exc)
+    except MemoryError as exc:
+        if oom_on_memory_error:
+            _out_of_memory()
+        body = faults.exception_body(exc, _RUNTIME_FILE)
     except Exception as exc:  # noqa: BLE001 - any import-time error is an Init error
         body = faults.exception_body(exc, _RUNTIME_FILE)
     else:
@@ -147,6 +164,10 @@ def _invoke(handler: Handler, encoder: Any, info: FunctionInfo, inv: Invoke) -> 
         body = faults.fault_body(fault, inv.request_id)
     except SystemExit as exc:
         _system_exit(exc)
+    except MemoryError as exc:
+        if oom_on_memory_error:
+            _out_of_memory()
+        body = faults.exception_body(exc, _RUNTIME_FILE, inv.request_id)
     except Exception as exc:  # noqa: BLE001 - the handler's error is the invocation's result
         body = faults.exception_body(exc, _RUNTIME_FILE, inv.request_id)
     else:

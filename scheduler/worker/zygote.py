@@ -174,7 +174,8 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     startup_dir = os.getcwd()
-    for module in argv[1:]:
+    preload = [arg for arg in argv[1:] if not arg.startswith("--owner=")]
+    for module in ("scheduler.isolation.child", *preload):
         importlib.import_module(module)
     base_path = [p for p in sys.path if p and p != startup_dir]
     gc.collect()

@@ -107,12 +107,15 @@ def _ticker():
         time.sleep(0.001)
 
 
-def start_ticker(event, context):
-    threading.Thread(target=_ticker, daemon=True).start()
-    return _ticks
+_ticker_thread = None
 
 
-def read_ticks(event, context):
+def ticker(event, context):
+    """Start (once) a background thread that counts every millisecond; return its count."""
+    global _ticker_thread
+    if _ticker_thread is None:
+        _ticker_thread = threading.Thread(target=_ticker, daemon=True)
+        _ticker_thread.start()
     return _ticks
 
 
@@ -121,3 +124,21 @@ def mark(event, context):
     for i in range(event.get("lines", 3)):
         print(f"marker {context.aws_request_id} {i}")
     return context.aws_request_id
+
+
+def tmp_note(event, context):
+    """Write a note in the temp dir (if given a value), optionally wait for a host file, then
+    read the note back."""
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "note")
+    if "value" in event:
+        with open(path, "w") as f:
+            f.write(event["value"])
+    if "wait" in event:
+        while not os.path.exists(event["wait"]):
+            time.sleep(0.002)
+    try:
+        with open(path) as f:
+            value = f.read()
+    except FileNotFoundError:
+        value = None
+    return {"pid": os.getpid(), "value": value}

@@ -1,0 +1,290 @@
+"""Choosing and running the isolation of environments: one :class:`Isolation` per scheduler,
+one :class:`EnvResources` per environment.
+
+    Scheduler.start ─► Isolation.start: probe the host, pick the strongest mechanism for each
+                       resource (or the fallback when forced), report the choice
+    Pool.start_environment ─► Isolation.allocate(config) ─► EnvResources
+         .spec      what the child applies to itself (scheduler.isolation.child)
+         .environ   extra variables (TMPDIR in the fallback)
+         .on_ready  the CPU quota, once Init is done (Lambda's Init is not throttled by memory)
+         .oom_killed / .peak_kb / .tmp_over_quota   readings when an invocation ends
+         .release   after the process exited: kill what is left, recycle the cgroup, remove TMPDIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import FunctionConfig, SchedulerConfig
+from ..protocol import IsolationSpec
+from .cgroups import CgroupSet, CgroupTree
+from .fallback import ADDRESS_SPACE_HEADROOM, MemoryWatchdog, TmpDirs, tree_bytes, user_task_count
+from .probe import HostCapabilities, probe
+
+log = logging.getLogger("lambda_scheduler.isolation")
+
+MB = 1 << 20
+ONE_VCPU_MB = 1769  # Lambda: 1,769 MB of memory = one vCPU
+_WATCH_INTERVAL_S = 0.05
+_NPROC_REFRESH_S = 5.0
+
+
+def cpu_cores(memory_mb: int, host_cores: int) -> float:
+    return min(float(host_cores), memory_mb / ONE_VCPU_MB)
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Can a user with no groups in common read ``path`` (search every ancestor, read it)?"""
+    try:
+        path = path.resolve()
+        st = path.stat()
+    except OSError:
+        return True  # nothing there to protect or to need
+    if not st.st_mode & stat.S_IROTH or (stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH):
+        return False
+    for parent in path.parents:
+        try:
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+class EnvResources:
+    """One environment's share of the isolation."""
+
+    def __init__(self, iso: Isolation, config: FunctionConfig) -> None:
+        self.iso = iso
+        self.memory_bytes = config.memory_mb * MB
+        self.cores = cpu_cores(config.memory_mb, os.cpu_count() or 1)
+        self.tmp_limit = config.ephemeral_storage_mb * MB
+        self.cgroup: CgroupSet | None = None
+        self.warm = False
+        self.tmp_dir: Path | None = None
+        self.environ: dict[str, str] = {}
+        self.pid = 0
+        self.oom_flag = False
+        self.spec = IsolationSpec()
+
+    def attach(self, pid: int, on_over_memory: Callable[[int], None]) -> None:
+        """The process exists: the fallback watchdog starts watching it."""
+        self.pid = pid
+        if self.iso.watchdog is not None:
+            self.iso.watchdog.watch(pid, self.memory_bytes, on_over_memory)
+
+    def on_ready(self) -> None:
+        if self.cgroup is not None:
+            try:
+                self.cgroup.limit_cpu(self.cores)
+            except OSError as exc:
+                log.warning("could not set the CPU quota of %s: %s", self.cgroup.name, exc)
+
+    def oom_killed(self) -> bool:
+        if self.oom_flag:
+            return True
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                return self.cgroup.oom_kills() > 0
+        return False
+
+    def peak_kb(self) -> int | None:
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                return self.cgroup.peak_bytes() // 1024
+        return None
+
+    def tmp_over_quota(self) -> bool:
+        return self.tmp_dir is not None and tree_bytes(self.tmp_dir) > self.tmp_limit
+
+    def release(self) -> None:
+        if self.iso.watchdog is not None and self.pid:
+            self.iso.watchdog.unwatch(self.pid)
+        if self.cgroup is not None and self.iso.cgroups is not None:
+            self.iso.cgroups.release(self.cgroup)
+            self.cgroup = None
+        if self.tmp_dir is not None:
+            TmpDirs.remove(self.tmp_dir)
+            self.tmp_dir = None
+
+
+class Isolation:
+    def __init__(self, settings: SchedulerConfig) -> None:
+        self.settings = settings
+        self.caps: HostCapabilities | None = None
+        self.cgroups: CgroupTree | None = None
+        self.namespaces = False
+        self.tmpdirs: TmpDirs | None = None
+        self.watchdog: MemoryWatchdog | None = None
+        self.mechanisms: dict[str, str] = {}
+        self.reasons: list[str] = []
+        self._uids: dict[str, int] = {}
+        self._keep_read_search: dict[str, bool] = {}
+        self._uid_tasks = 0
+        self._task: asyncio.Task[None] | None = None
+        self._warming: asyncio.Future[None] | None = None
+
+    # --- choosing -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        forced = self.settings.isolation == "fallback"
+        caps = await asyncio.to_thread(probe, not forced, not forced)
+        self.caps = caps
+        if caps.cgroup_version:
+            tree = CgroupTree(caps, self.settings.warm_cgroups)
+            try:
+                await asyncio.to_thread(tree.open)
+                self.cgroups = tree
+            except OSError as exc:
+                self.reasons.append(f"cgroups unusable: {exc}")
+                await asyncio.to_thread(tree.close)
+        elif not forced:
+            self.reasons.append(caps.cgroup_reason)
+        self.namespaces = caps.mount_namespace
+        if not self.namespaces and not forced:
+            self.reasons.append(caps.mount_reason)
+        if self.cgroups is None:
+            self.watchdog = MemoryWatchdog()
+            self._uid_tasks = user_task_count(os.getuid())
+        if not self.namespaces:
+            self.tmpdirs = TmpDirs(self.settings.state_dir)
+            self.tmpdirs.open()
+        self.mechanisms = self._describe(forced)
+        log.info(
+            "isolation: %s%s",
+            ", ".join(f"{k}={v}" for k, v in self.mechanisms.items()),
+            f" (fallback because: {'; '.join(self.reasons)})" if self.reasons else "",
+        )
+        self._task = asyncio.ensure_future(self._maintain())
+
+    def _describe(self, forced: bool) -> dict[str, str]:
+        kind = f"cgroup-v{self.cgroups.version}" if self.cgroups else None
+        return {
+            "memory": kind or "rss-watchdog",
+            "cpu": kind or "none",
+            "pids": kind or "rlimit-nproc",
+            "tmp": "tmpfs-namespace" if self.namespaces else "tmpdir",
+            "freeze": "sigstop" if self.settings.freeze_idle else "off",
+            "user": self._user_mechanism(forced),
+        }
+
+    def _user_mechanism(self, forced: bool) -> str:
+        if forced:
+            return "unchanged"
+        if os.geteuid() != 0:
+            return "unchanged"
+        if self.settings.sandbox_uid_base is None:
+            return "unchanged"
+        return "uid-per-function"
+
+    def describe(self) -> dict[str, str]:
+        """The mechanism in use for each resource (for the log and an info metric)."""
+        return dict(self.mechanisms)
+
+    async def wait_warm(self, timeout: float = 10.0) -> None:
+        """Wait until the spare warm cgroups are ready (cold-start benchmarks want them)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.cgroups is not None and self.cgroups.needs_warming() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._warming is not None:
+            await asyncio.wait([self._warming])
+        if self.cgroups is not None:
+            await asyncio.to_thread(self.cgroups.close)
+            self.cgroups = None
+        if self.tmpdirs is not None:
+            self.tmpdirs.close()
+            self.tmpdirs = None
+
+    async def _maintain(self) -> None:
+        """Keep warm cgroups in stock; run the fallback's memory watchdog."""
+        loop = asyncio.get_running_loop()
+        next_nproc = loop.time() + _NPROC_REFRESH_S
+        while True:
+            if self.cgroups is not None and self.cgroups.needs_warming():
+                cgroup = self.cgroups.new_cold_set()
+                # Cancelling this task cannot stop the thread: stop() waits for it.
+                self._warming = asyncio.ensure_future(asyncio.to_thread(self.cgroups.warm, cgroup))
+                try:
+                    await asyncio.shield(self._warming)
+                except OSError as exc:
+                    log.warning("could not warm cgroup %s: %s", cgroup.name, exc)
+                    await asyncio.sleep(1.0)
+                else:
+                    self.cgroups.add_warm(cgroup)
+                continue
+            if self.watchdog is not None:
+                self.watchdog.check()
+                if loop.time() >= next_nproc:
+                    self._uid_tasks = await asyncio.to_thread(user_task_count, os.getuid())
+                    next_nproc = loop.time() + _NPROC_REFRESH_S
+            await asyncio.sleep(_WATCH_INTERVAL_S)
+
+    # --- one environment ------------------------------------------------------------------
+
+    def allocate(self, config: FunctionConfig, base_path: list[str]) -> EnvResources:
+        res = EnvResources(self, config)
+        spec = res.spec
+        if self.cgroups is not None:
+            res.cgroup, res.warm = self.cgroups.acquire()
+            res.cgroup.assign(res.memory_bytes, self.settings.max_processes)
+            spec.cgroup_procs = res.cgroup.procs_files()
+        else:
+            spec.address_space_bytes = res.memory_bytes + ADDRESS_SPACE_HEADROOM
+            spec.oom_on_memory_error = True
+            spec.max_processes = self._uid_tasks + self.settings.max_processes
+        if self.namespaces:
+            spec.tmp_mb = config.ephemeral_storage_mb
+        elif self.tmpdirs is not None:
+            res.tmp_dir = self.tmpdirs.new()
+            res.environ["TMPDIR"] = str(res.tmp_dir)
+        if self.mechanisms.get("user") == "uid-per-function":
+            spec.uid = spec.gid = self._uid_for(config.name)
+            spec.keep_read_search = self._needs_read_search(config, base_path)
+            if res.tmp_dir is not None:
+                os.chown(res.tmp_dir, spec.uid, spec.gid)
+        return res
+
+    def _uid_for(self, function: str) -> int:
+        uid = self._uids.get(function)
+        if uid is None:
+            assert self.settings.sandbox_uid_base is not None
+            uid = self._uids[function] = self.settings.sandbox_uid_base + len(self._uids)
+        return uid
+
+    def _needs_read_search(self, config: FunctionConfig, base_path: list[str]) -> bool:
+        """Whether the sandbox user needs CAP_DAC_READ_SEARCH to read the interpreter, its
+        packages or the function's code (e.g. Python installed under /root)."""
+        cached = self._keep_read_search.get(config.name)
+        if cached is not None:
+            return cached
+        paths = [Path(str(config.code_dir)), *map(Path, map(str, config.layers)), *map(Path, base_path)]
+        blocked = next((p for p in paths if p.exists() and not reachable_by_others(p)), None)
+        if blocked is not None:
+            log.warning(
+                "function %s: %s is not readable by other users; its environments run as uid %d "
+                "keeping only the capability to read files (CAP_DAC_READ_SEARCH)",
+                config.name,
+                blocked,
+                self._uid_for(config.name),
+            )
+        self._keep_read_search[config.name] = blocked is not None
+        return blocked is not None
+
+
+def interpreter_path() -> list[str]:
+    """The scheduler's own import path, which environments inherit through the zygote."""
+    return [p for p in sys.path if p and os.path.isdir(p)]

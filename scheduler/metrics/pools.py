@@ -1,0 +1,148 @@
+"""Gauges read from the Scheduler when Prometheus scrapes: environments, concurrency, limits.
+
+    GET /metrics ─► PoolCollector.collect ─► Scheduler.functions[*].pool.environments (state)
+                                           ─► FunctionState.in_flight / .reserved
+                                           ─► Scheduler.admission (account, unreserved)
+
+Nothing here is counted twice: the pools and the admission counters are the truth, and this
+reads them on the event loop, between two callbacks, so every number is of the same instant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
+
+from ..environment import EnvState
+from ..scheduler import FunctionState, Scheduler
+
+# A dead handle is an environment already gone, waiting for a callback to drop it.
+STATES = tuple(state for state in EnvState if state is not EnvState.DEAD)
+_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class _Gauges:
+    """One scrape's gauge families, empty until filled."""
+
+    def __init__(self) -> None:
+        self.environments = _gauge(
+            "lambda_environments",
+            "Execution environments by type (on_demand, provisioned) and state.",
+            "function",
+            "type",
+            "state",
+        )
+        self.concurrent = _gauge(
+            "lambda_concurrent_executions",
+            "Invocations in flight, including those waiting for a cold start (Lambda's ConcurrentExecutions).",
+            "function",
+        )
+        self.reserved = _gauge(
+            "lambda_reserved_concurrency", "Reserved concurrency, for functions that have it.", "function"
+        )
+        self.requested = _gauge(
+            "lambda_provisioned_concurrency_requested",
+            "Provisioned concurrency configured for the function.",
+            "function",
+        )
+        self.allocated = _gauge(
+            "lambda_provisioned_concurrency_allocated",
+            "Provisioned environments initialised and in service.",
+            "function",
+        )
+        self.provisioned_busy = _gauge(
+            "lambda_provisioned_concurrent_executions",
+            "Provisioned environments running an invocation (Lambda's ProvisionedConcurrentExecutions).",
+            "function",
+        )
+        self.utilization = _gauge(
+            "lambda_provisioned_concurrency_utilization",
+            "Busy provisioned environments over those allocated, 0 to 1 (Lambda's ProvisionedConcurrencyUtilization).",
+            "function",
+        )
+        self.account_limit = _gauge(
+            "lambda_account_concurrency_limit", "Concurrent executions allowed for the account."
+        )
+        self.unreserved_limit = _gauge(
+            "lambda_unreserved_concurrency_limit",
+            "Concurrency left to functions without reserved concurrency (the account limit minus reservations).",
+        )
+        self.account_in_flight = _gauge(
+            "lambda_account_concurrent_executions", "Invocations in flight across every function."
+        )
+        self.unreserved_in_flight = _gauge(
+            "lambda_unreserved_concurrent_executions",
+            "Invocations in flight of functions without reserved concurrency (Lambda's UnreservedConcurrentExecutions).",
+        )
+
+    def all(self) -> tuple[GaugeMetricFamily, ...]:
+        return tuple(vars(self).values())
+
+
+def _gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, labels=labels)
+
+
+class PoolCollector:
+    """A prometheus-client collector over one Scheduler."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def describe(self) -> Iterator[Metric]:
+        # Names only, so that the registry refuses a clash when this is registered.
+        yield from _Gauges().all()
+
+    def collect(self) -> Iterator[Metric]:
+        gauges = _Gauges()
+        for fn in self.scheduler.functions.values():
+            self._function(fn, gauges)
+        admission = self.scheduler.admission
+        gauges.account_limit.add_metric((), self.scheduler.settings.account_concurrency)
+        gauges.unreserved_limit.add_metric((), admission.unreserved_capacity)
+        gauges.account_in_flight.add_metric((), admission.in_flight)
+        gauges.unreserved_in_flight.add_metric((), admission.unreserved_in_flight)
+        yield from gauges.all()
+        info = self._isolation()
+        if info is not None:
+            yield info
+
+    @staticmethod
+    def _function(fn: FunctionState, gauges: _Gauges) -> None:
+        counts = {(provisioned, state): 0 for provisioned in (False, True) for state in STATES}
+        for env in fn.pool.environments:
+            key = (env.provisioned, env.state)
+            if key in counts:
+                counts[key] += 1
+        pool = fn.pool
+        has_provisioned = pool.provisioned_target > 0 or any(counts[(True, s)] for s in STATES)
+        for (provisioned, state), count in counts.items():
+            if provisioned and not has_provisioned:
+                continue
+            gauges.environments.add_metric((fn.name, "provisioned" if provisioned else "on_demand", state.value), count)
+        gauges.concurrent.add_metric((fn.name,), fn.in_flight)
+        if fn.reserved is not None:
+            gauges.reserved.add_metric((fn.name,), fn.reserved)
+        if has_provisioned:
+            busy = counts[(True, EnvState.BUSY)]
+            gauges.requested.add_metric((fn.name,), pool.provisioned_target)
+            gauges.allocated.add_metric((fn.name,), pool.provisioned_alive)
+            gauges.provisioned_busy.add_metric((fn.name,), busy)
+            # Lambda divides by the provisioned concurrency allocated (initialised, ready to serve).
+            gauges.utilization.add_metric((fn.name,), busy / pool.provisioned_alive if pool.provisioned_alive else 0.0)
+
+    def _isolation(self) -> InfoMetricFamily | None:
+        # Scheduler.isolation (the engine's resource isolation) is read defensively: an engine
+        # without it simply has no info metric.
+        isolation = getattr(self.scheduler, "isolation", None)
+        describe = getattr(isolation, "describe", None)
+        if describe is None:
+            return None
+        mechanisms = {_LABEL.sub("_", str(k)): str(v) for k, v in describe().items()}
+        return InfoMetricFamily(
+            "lambda_isolation",
+            "How execution environments are isolated: the mechanism in use for each resource.",
+            value=mechanisms,
+        )

@@ -8,19 +8,50 @@ with Lambda's lifecycle, limits and API.
         result = await s.invoke("hello", {"name": "world"})
 """
 
-from .config import FunctionConfig, SchedulerConfig
-from .errors import (
-    ConfigError,
-    FunctionNotFound,
-    InvalidParameterValue,
-    RequestTooLarge,
-    ResourceConflict,
-    SchedulerClosed,
-    SchedulerError,
-    Throttled,
-)
-from .invocation import InvocationResult
-from .scheduler import Scheduler
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import FunctionConfig, SchedulerConfig
+    from .errors import (
+        ConfigError,
+        FunctionNotFound,
+        InvalidParameterValue,
+        RequestTooLarge,
+        ResourceConflict,
+        SchedulerClosed,
+        SchedulerError,
+        Throttled,
+    )
+    from .invocation import InvocationResult
+    from .scheduler import Scheduler
+
+# Exports load on first use: the zygote imports scheduler.worker, which must not drag the
+# scheduler itself (asyncio, the pools) into every environment's memory.
+_EXPORTS = {
+    "FunctionConfig": "config",
+    "SchedulerConfig": "config",
+    "ConfigError": "errors",
+    "FunctionNotFound": "errors",
+    "InvalidParameterValue": "errors",
+    "RequestTooLarge": "errors",
+    "ResourceConflict": "errors",
+    "SchedulerClosed": "errors",
+    "SchedulerError": "errors",
+    "Throttled": "errors",
+    "InvocationResult": "invocation",
+    "Scheduler": "scheduler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scheduler' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ConfigError",

@@ -33,7 +33,7 @@ from .logs import LogBuffer, describe_exit
 from .protocol import FunctionError, InitFailed, OutOfMemory, ProtocolError, Ready, Response, Spawn
 
 if TYPE_CHECKING:
-    from .isolation import EnvResources
+    from .isolation.manager import EnvResources
     from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler.environment")

@@ -30,7 +30,7 @@ from .observer import Observer, stop_reason
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
 
 if TYPE_CHECKING:
-    from .isolation import Isolation
+    from .isolation.manager import Isolation
     from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler.pool")

@@ -22,7 +22,7 @@ from .admission import Admission, ScalingBucket, scale_throttle
 from .config import FunctionConfig, SchedulerConfig
 from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
-from .isolation import Isolation
+from .isolation.manager import Isolation
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD

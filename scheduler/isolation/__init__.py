@@ -2,9 +2,6 @@
 
 ``manager`` chooses the mechanisms and hands each environment its ``EnvResources``;
 ``cgroups`` and ``fallback`` are the two families of mechanisms; ``child`` is what a new
-environment applies to itself; ``probe`` finds out what the host allows.
+environment applies to itself (imported by the zygote, so this package imports nothing
+eagerly); ``probe`` finds out what the host allows.
 """
-
-from .manager import EnvResources, Isolation
-
-__all__ = ["EnvResources", "Isolation"]

@@ -22,10 +22,12 @@ import argparse
 import asyncio
 import concurrent.futures as cf
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,8 +39,8 @@ import msgspec
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scheduler import FunctionConfig, Scheduler  # noqa: E402
-from scheduler.protocol import Invoke, Response, frame  # noqa: E402
+from scheduler import FunctionConfig, Scheduler
+from scheduler.protocol import Invoke, Response, frame
 
 HANDLER_CODE = "def noop(event, context):\n    return None\n"
 
@@ -48,8 +50,9 @@ def noop(x: object) -> None:
 
 
 def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def summary_us(samples_s: list[float]) -> dict[str, float]:
@@ -113,7 +116,7 @@ async def floor(n: int) -> dict[str, Any]:
     loop.remove_reader(from_child_r)
     for fd in (to_child_w, from_child_r):
         os.close(fd)
-    os.waitpid(pid, 0)
+    os.waitpid(pid, 0)  # noqa: ASYNC222 - the echo child exits at once on EOF
     return {"blocking": summary_us(blocking), "uvloop": summary_us(driven)}
 
 
@@ -284,6 +287,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     peers["pool_latency"] = pool_latency(n_lat // 2)
     results["peers"] = peers
     results["ratios"] = ratios(results)
+    shutil.rmtree(code, ignore_errors=True)
     return results
 
 

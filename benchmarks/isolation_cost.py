@@ -12,9 +12,9 @@ between them: "cold cgroups" pays the first entry into a new v1 memory cgroup ev
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,9 +24,9 @@ from typing import Any
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import machine, summary_us  # noqa: E402
+from engine import machine, summary_us
 
-from scheduler import FunctionConfig, Scheduler  # noqa: E402
+from scheduler import FunctionConfig, Scheduler
 
 HANDLER = "def noop(event, context):\n    return None\n"
 
@@ -85,6 +85,7 @@ async def run(quick: bool) -> dict[str, Any]:
     }.items():
         print(f"warm latency: {label} …", flush=True)
         results["warm"][label] = await warm(code, n_warm, **settings)
+    shutil.rmtree(code, ignore_errors=True)
     return results
 
 

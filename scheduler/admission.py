@@ -23,7 +23,7 @@ class ScalingBucket:
     """New environments a function may still start: ``limit`` per ``window_s``, refilled
     continuously and never above ``limit`` (Lambda's allowance does not accumulate)."""
 
-    __slots__ = ("limit", "rate", "tokens", "stamp")
+    __slots__ = ("limit", "rate", "stamp", "tokens")
 
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = float(limit)

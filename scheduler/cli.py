@@ -1,4 +1,5 @@
-"""Command line: ``lambda-scheduler serve [TEMPLATE] [options]`` and ``lambda-scheduler invoke``.
+"""Command line: ``lambda-scheduler serve [TEMPLATE] [options]``, ``lambda-scheduler invoke`` and
+``lambda-scheduler load`` (the load-testing harness; its options and run live in scheduler/load/).
 
 Every setting of ``serve`` comes from its flag, else from its ``LAMBDA_SCHEDULER_*`` environment
 variable, else from the default of :class:`SchedulerConfig` / :class:`ServerConfig`; ``--help``
@@ -24,6 +25,7 @@ import uvloop
 from .cfn import TemplateError
 from .config import LOG_LEVELS, SchedulerConfig, ServerConfig
 from .errors import ConfigError
+from .load import cli as load_cli
 from .server import serve, setup_logging
 from .template import load_template
 
@@ -40,6 +42,16 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def _switch(text: str) -> bool:
+    try:
+        return _SWITCH[text.strip().lower()]
+    except KeyError:
+        raise ValueError(text) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``serve`` option: its flag, the config it sets, how to read it, what it means."""
@@ -49,6 +61,7 @@ class Setting:
     field: str
     parse: Callable[[str], Any]
     help: str
+    unset: str = "none"  # what a default of None means, for --help
 
     @property
     def dest(self) -> str:
@@ -105,15 +118,30 @@ SETTINGS = (
     ),
     Setting("--event-concurrency", "server", "event_concurrency", int, "Event invocations run at once from the queue"),
     Setting(
-        "--code-store-dir", "server", "code_store_dir", str, "where uploaded code is unpacked (a private folder inside)"
+        "--code-store-dir",
+        "server",
+        "code_store_dir",
+        str,
+        "where uploaded code is unpacked (a private folder inside)",
+        unset="the system temp dir",
     ),
     Setting("--log-level", "server", "log_level", str, f"{'|'.join(LOG_LEVELS)}; info also prints function logs"),
+    Setting(
+        "--log-dir",
+        "server",
+        "log_dir",
+        str,
+        "also write each function's logs here, one file per environment: DIR/FUNCTION/YYYY/MM/DD/[$LATEST]ID",
+    ),
+    Setting("--metrics", "server", "metrics", _switch, "on|off: Prometheus metrics at GET /metrics"),
 )
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, unset: str) -> str:
     if value is None:
-        return "the system temp dir"
+        return unset
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, tuple):
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
     if isinstance(value, float):
@@ -150,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest=setting.dest,
             default=None,
             metavar=setting.dest.upper(),
-            help=f"{setting.help} (default: {_shown(setting.default())}; env: {setting.env})",
+            help=f"{setting.help} (default: {_shown(setting.default(), setting.unset)}; env: {setting.env})",
         )
     call = commands.add_parser("invoke", help="invoke a function on a running server", description="Invoke a function.")
     call.add_argument("function", help="function name or ARN")
@@ -162,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--invocation-type", choices=("RequestResponse", "Event", "DryRun"), default="RequestResponse")
     call.add_argument("--log-type", choices=("None", "Tail"), default="None", help="Tail prints the log to stderr")
+    load = commands.add_parser(
+        "load",
+        help="load-test any server of Lambda's Invoke API",
+        description="Drive a server of Lambda's Invoke API (this one, serverless-offline, ...) in an open or closed "
+        "loop; report latency from each request's intended start, cold / warm starts, errors and throttles.",
+    )
+    load_cli.add_arguments(load)
     return parser
 
 
@@ -188,8 +223,13 @@ def configs(args: argparse.Namespace) -> tuple[SchedulerConfig, ServerConfig]:
     try:
         return SchedulerConfig(**chosen["scheduler"]), ServerConfig(**chosen["server"])
     except ConfigError as exc:
-        flag = next((s.flag for s in SETTINGS if s.field == exc.field), exc.field)
-        raise UsageError(f"{flag}: {exc.message.split(': ', 1)[-1]}") from None
+        raise _usage(exc) from None
+
+
+def _usage(exc: ConfigError) -> UsageError:
+    """A bad setting, named by its flag."""
+    flag = next((s.flag for s in SETTINGS if s.field == exc.field), exc.field)
+    return UsageError(f"{flag}: {exc.message.split(': ', 1)[-1]}")
 
 
 def parameter_overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -237,7 +277,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot serve on {server_config.host}:{server_config.port}: {exc.strerror or exc}") from None
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise _usage(exc) from None
     return 0
 
 
@@ -272,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "load":
+            return load_cli.run(args)
         return run_invoke(args)
-    except UsageError as exc:
+    except (UsageError, load_cli.LoadUsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

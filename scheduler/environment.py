@@ -69,7 +69,7 @@ _TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
 class Died:
     """The process exited (or was killed) before answering."""
 
-    __slots__ = ("status", "reason")
+    __slots__ = ("reason", "status")
 
     def __init__(self, status: int, reason: str | None) -> None:
         self.status = status
@@ -97,33 +97,33 @@ class SpawnError(SchedulerError):
 
 class Environment:
     __slots__ = (
-        "owner",
-        "provisioned",
-        "log_stream",
-        "state",
-        "pid",
-        "created_at",
-        "last_used",
-        "invocations",
-        "max_rss_kb",
-        "kill_reason",
-        "exit_status",
-        "_loop",
-        "_pidfd",
+        "_deadline",
+        "_exited",
         "_in_w",
-        "_out_r",
         "_log_r",
-        "_splitter",
-        "_waiter",
-        "_timer",
+        "_loop",
+        "_out_r",
+        "_pidfd",
         "_request_id",
         "_sink",
+        "_splitter",
+        "_timer",
         "_unsent",
-        "_exited",
+        "_waiter",
+        "created_at",
+        "exit_status",
+        "invocations",
+        "kill_reason",
+        "last_used",
+        "log_stream",
+        "max_rss_kb",
         "on_stopping",
-        "resources",
         "oom",
-        "_deadline",
+        "owner",
+        "pid",
+        "provisioned",
+        "resources",
+        "state",
     )
 
     def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str) -> None:
@@ -436,7 +436,7 @@ class Environment:
         self.terminate()
         try:
             await asyncio.wait_for(asyncio.shield(self._exited), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._signal(signal.SIGKILL)
             await self._exited
 
@@ -462,7 +462,7 @@ class Environment:
         self._finish(status)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(Died(status, self.kill_reason))  # type: ignore[arg-type]
+            waiter.set_result(Died(status, self.kill_reason))
 
     def on_zygote_lost(self) -> None:
         """The zygote died, so this process is being killed (parent-death signal). Nobody

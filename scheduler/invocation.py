@@ -41,23 +41,23 @@ class InvocationResult:
     invocation's log text as Lambda's LogType=Tail would show it (built when first read)."""
 
     __slots__ = (
-        "payload",
+        "_log",
+        "_parts",
+        "billed_duration_ms",
+        "duration_ms",
         "error_type",
+        "function_name",
+        "init_duration_ms",
+        "latency_s",
+        "log_stream",
+        "max_memory_used_mb",
+        "memory_size_mb",
+        "payload",
+        "report_error_type",
         "request_id",
         "start",
         "status",
-        "function_name",
         "version",
-        "init_duration_ms",
-        "duration_ms",
-        "billed_duration_ms",
-        "memory_size_mb",
-        "max_memory_used_mb",
-        "report_error_type",
-        "latency_s",
-        "log_stream",
-        "_parts",
-        "_log",
     )
 
     def __init__(
@@ -125,23 +125,23 @@ class InvocationResult:
 
 class Invocation:
     __slots__ = (
-        "request_id",
-        "function_name",
-        "version",
-        "memory_mb",
-        "timeout_s",
-        "payload",
-        "invoked_arn",
+        "admitted_at",
         "client_context",
         "cognito_identity",
-        "trace_id",
-        "tenant_id",
-        "start",
+        "function_name",
         "init_ms",
-        "parts",
-        "output",
-        "admitted_at",
+        "invoked_arn",
         "log_stream",
+        "memory_mb",
+        "output",
+        "parts",
+        "payload",
+        "request_id",
+        "start",
+        "tenant_id",
+        "timeout_s",
+        "trace_id",
+        "version",
     )
 
     def __init__(
@@ -187,7 +187,7 @@ class Invocation:
     def log_text(self, text: str) -> None:
         """A platform line after the handler's output so far; later output goes after it."""
         self.parts.append(text)
-        self.output = LogBuffer(self.output._limit)  # noqa: SLF001 - same limit, fresh segment
+        self.output = LogBuffer(self.output._limit)
         self.parts.append(self.output)
 
     def frame(self, deadline_ms: int) -> Invoke:

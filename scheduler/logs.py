@@ -8,7 +8,7 @@ import os
 import secrets
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Go's names for signals, as the Lambda Runtime API prints them ("signal: killed").
 _SIGNAL_TEXT = {
@@ -52,7 +52,7 @@ def timeout_text(timeout_s: float) -> str:
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def log_stream_name(version: str = "$LATEST") -> str:

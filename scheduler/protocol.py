@@ -20,6 +20,8 @@ SCM_RIGHTS): :class:`Spawn` → :class:`Spawned` (+ pidfd) | :class:`SpawnFailed
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 # Sync payload limit each way (LAMBDA_SPEC §1) plus room for the envelope.
@@ -152,9 +154,9 @@ class FrameSplitter:
     arriving in many reads is accumulated and decoded once, when its last byte is in.
     """
 
-    __slots__ = ("_decoder", "_max", "_pending", "_need")
+    __slots__ = ("_decoder", "_max", "_need", "_pending")
 
-    def __init__(self, decoder: msgspec.msgpack.Decoder, max_frame: int = MAX_FRAME) -> None:
+    def __init__(self, decoder: msgspec.msgpack.Decoder[Any], max_frame: int = MAX_FRAME) -> None:
         self._decoder = decoder
         self._max = max_frame
         self._pending = bytearray()

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Coroutine, Iterable
-from typing import Any
+from typing import Any, Self
 
 from . import arn
 from .admission import Admission, ScalingBucket, scale_throttle
@@ -35,7 +35,7 @@ _LIMIT_FIELDS = frozenset({"reserved_concurrency", "provisioned_concurrency"})
 
 
 class FunctionState:
-    __slots__ = ("name", "config", "pool", "in_flight", "reserved", "bucket", "arn")
+    __slots__ = ("arn", "bucket", "config", "in_flight", "name", "pool", "reserved")
 
     def __init__(self, config: FunctionConfig, pool: Pool, bucket: ScalingBucket, arn_: str) -> None:
         self.name = config.name
@@ -90,7 +90,7 @@ class Scheduler:
 
     # --- life of the whole ----------------------------------------------------------------
 
-    async def __aenter__(self) -> Scheduler:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -130,7 +130,7 @@ class Scheduler:
         if self.admission.in_flight:
             try:
                 await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
         for pool in pools:

@@ -64,7 +64,7 @@ class ZygoteClient:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
         with theirs:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: ASYNC220 - once per scheduler; fork+exec returns at once
                 # --owner names this process in the command line, which every environment
                 # inherits: a process listing tells whose environments are whose.
                 [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
@@ -79,7 +79,7 @@ class ZygoteClient:
         loop.add_reader(ours.fileno(), self._on_readable)
         try:
             self.pid = await asyncio.wait_for(asyncio.shield(self._hello), timeout)
-        except (asyncio.TimeoutError, ZygoteError):
+        except (TimeoutError, ZygoteError):
             await self.stop()
             raise ZygoteError("the zygote did not start; see its output above") from None
         log.debug("zygote %d ready", self.pid)

@@ -91,7 +91,7 @@ def _probe_mount_namespace() -> tuple[bool, str]:
         return False, "not root: no mount namespace for a private /tmp"
     # Try it for real, in a separate interpreter (never fork the scheduler): containers often
     # forbid it even to root.
-    result = subprocess.run([sys.executable, "-I", "-c", _UNSHARE_TEST], capture_output=True, timeout=30)
+    result = subprocess.run([sys.executable, "-I", "-c", _UNSHARE_TEST], check=False, capture_output=True, timeout=30)
     if result.returncode == 0:
         return True, "mount namespace"
     return False, "unshare(CLONE_NEWNS) is not permitted here"
@@ -100,7 +100,9 @@ def _probe_mount_namespace() -> tuple[bool, str]:
 def probe(allow_cgroups: bool = True, allow_namespaces: bool = True) -> HostCapabilities:
     root = os.geteuid() == 0
     own = _own_cgroups()
-    version, reason, v1_dirs, v2_dir = 0, "cgroups disabled by settings", {}, None
+    version, reason = 0, "cgroups disabled by settings"
+    v1_dirs: dict[str, Path] = {}
+    v2_dir: Path | None = None
     if allow_cgroups:
         v2_dir, reason2 = _probe_v2(own)
         if v2_dir is not None:

@@ -25,7 +25,7 @@ class CognitoIdentity:
 
 
 class Client:
-    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
 
     def __init__(self, client: dict[str, Any]) -> None:
         for name in self.__slots__:
@@ -59,7 +59,7 @@ def _parse_json_object(text: str | None) -> dict[str, Any] | None:
 class FunctionInfo:
     """The per-environment part of the context, read from the environment once at Init."""
 
-    __slots__ = ("function_name", "function_version", "memory_limit_in_mb", "log_group_name", "log_stream_name")
+    __slots__ = ("function_name", "function_version", "log_group_name", "log_stream_name", "memory_limit_in_mb")
 
     def __init__(self) -> None:
         env = os.environ
@@ -99,7 +99,7 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         remaining = self._deadline_ms - int(time.time() * 1000)
-        return remaining if remaining > 0 else 0
+        return max(0, remaining)
 
     def log(self, msg: object) -> None:
         sys.stdout.write(str(msg))

@@ -45,7 +45,7 @@ class _LambdaHandler(logging.Handler):
 def _unbuffered(fd: int) -> io.TextIOWrapper:
     raw = io.FileIO(fd, "w", closefd=False)
     return io.TextIOWrapper(
-        raw,  # type: ignore[arg-type]  # FileIO is a valid binary stream here
+        raw,
         encoding="utf-8",
         errors="backslashreplace",
         write_through=True,

@@ -138,9 +138,7 @@ class Zygote:
         except InterruptedError:
             return True
         except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return True
-            return False
+            return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)  # anything else: shut down
         if not data:
             return False  # the scheduler closed the socket: shut down
         try:

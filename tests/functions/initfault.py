@@ -39,7 +39,7 @@ elif FAULT == "garbage":
     os.write(runtime.control_out_fd, b"\x00\x00\x00\x07garbage")
     time.sleep(10)
 elif FAULT == "syntax":
-    exec(compile("def broken(:\n", "broken.py", "exec"))
+    exec(compile("def broken(:\n", "broken.py", "exec"))  # noqa: S102 - a SyntaxError on purpose
 
 print(f"init ran (attempt {_n + 1}, fault {FAULT or 'none'})")
 

@@ -1,0 +1,124 @@
+"""BENCHMARKS.md, generated from benchmarks/results/*.json — never edited by hand, except
+inside the marked "why" blocks, which a regeneration keeps:
+
+    <!-- why:http_vs_floor -->
+    (a human's explanation of a missed target)
+    <!-- /why:http_vs_floor -->
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .markdown import load, table
+from .sections import (
+    cold_section,
+    correctness_section,
+    engine_section,
+    foreign_section,
+    http_section,
+    interop_section,
+    scale_section,
+)
+
+WHY = re.compile(r"<!-- why:(?P<id>[\w.-]+) -->\n(?P<text>.*?)<!-- /why:(?P=id) -->", re.DOTALL)
+PLACEHOLDER = "_Why (to be written by a human, from the numbers above): …_\n"
+
+
+def targets_section(checks: list[dict[str, Any]], whys: dict[str, str]) -> str:
+    rows = []
+    for c in checks:
+        state = {True: "met", False: "**missed**", None: "not measured"}[c["met"]]
+        rows.append([c["what"], c["target"], c["measured"], state, c["miss"] or ""])
+    text = "## Targets\n\n" + table(["target", "wanted", "measured", "", "missed by"], rows)
+    missed = [c for c in checks if c["met"] is False]
+    if missed:
+        text += "\n### Why the missed targets were missed\n\n"
+        for c in missed:
+            text += f"**{c['what']}** — {c['measured']}, wanted {c['target']} ({c['miss']}).\n\n"
+            text += f"<!-- why:{c['id']} -->\n{whys.get(c['id'], PLACEHOLDER)}<!-- /why:{c['id']} -->\n\n"
+    return text
+
+
+def machine_section(machines: list[dict[str, Any]], run: dict[str, Any] | None) -> str:
+    m = machines[0] if machines else {}
+    v = m.get("versions", {})
+    rows = [
+        ["CPU", f"{m.get('cpu', '?')} × {m.get('cpus', '?')}"],
+        ["memory", f"{m.get('memory_gib', '?')} GiB"],
+        ["kernel / OS", f"{m.get('kernel', '?')} / {m.get('os', '?')}"],
+        ["load average at the start", ", ".join(f"{x:.2f}" for x in m.get("load_average", []))],
+    ]
+    rows += [[name, str(version or "—")] for name, version in v.items()]
+    text = "## Machine and versions\n\n" + table(["", ""], rows)
+    if run:
+        text += "\nRun: " + ", ".join(f"{i['key']} {i['seconds']:.0f} s ({i['status']})" for i in run.get("items", []))
+        text += f"; total {run.get('seconds', 0):.0f} s.\n"
+        if run.get("install"):
+            text += "\nSetup: " + "; ".join(run["install"]) + ".\n"
+    return text
+
+
+HOW = """## How to run
+
+```sh
+make bench                              # = .venv/bin/python benchmarks/run_all.py (full: ~10–15 min)
+.venv/bin/python benchmarks/run_all.py --quick     # a smoke run: about two minutes, noisy numbers
+.venv/bin/python benchmarks/run_all.py --only http,cold_start
+```
+
+Each item is also a script of its own (`benchmarks/engine.py`, `http_invoke.py`, `cold_start.py`,
+`correctness.py`, `scale.py`, `interop.py`, each with `--quick`), writing `benchmarks/results/NAME.json`
+and `NAME.png`; this file is generated from those JSON files (`benchmarks/run_all.py --report-only`).
+
+On a fresh machine the command installs what it needs: Debian's `wrk` (and `nodejs`/`npm` if missing)
+with `apt-get` when run as root, and Serverless Framework 3 with serverless-offline 13 by `npm ci` in
+`benchmarks/peers/serverless-offline` (versions pinned by its package-lock.json; telemetry, notifications
+and update checks off). What cannot be installed is skipped with a note. Python packages come from
+`pip install -e '.[test,bench]'` (the Makefile does it).
+
+serverless-offline runs as `serverless offline start --noAuth --noPrependStageInUrl --host 127.0.0.1
+--lambdaPort P --httpPort … --websocketPort …` in its own process group, with `SLS_TELEMETRY_DISABLED=1`,
+`SLS_NOTIFICATIONS_MODE=off`, `SLS_DEPRECATION_DISABLE=*`, `SLS_LOG_LEVEL=warning` and dummy AWS
+credentials; it is ready when its Lambda port accepts connections, and is stopped by signalling its
+process group (its Python runners included).
+"""
+
+
+def write(path: Path, results: Path) -> None:
+    whys = {m.group("id"): m.group("text") for m in WHY.finditer(path.read_text())} if path.is_file() else {}
+    run = load(results, "run_all")
+    engine, http, cold, corr, scale, interop = (
+        load(results, n) for n in ("engine", "http", "cold_start", "correctness", "scale", "interop")
+    )
+    engine_text, engine_targets = engine_section(engine, results)
+    present = [r for r in (http, cold, corr, scale, interop) if r]
+    checks = engine_targets + [t for r in present for t in r.get("targets", [])]
+    quick = any(r.get("quick") for r in present) or bool(run and run.get("quick"))
+    parts = ["# Benchmarks\n"]
+    if quick:
+        parts.append(
+            "> **SMOKE RUN (`--quick`)**: seconds per measurement, one repeat, on a shared machine. These numbers "
+            "only show that the benchmarks run; they are noisy and are not results. Run `make bench` on a quiet "
+            "machine for the figures to publish.\n"
+        )
+    parts.append(
+        "Generated by `benchmarks/run_all.py` from `benchmarks/results/*.json`. Every ratio compares systems "
+        "measured in the same run on the same machine.\n"
+    )
+    parts += [
+        targets_section(checks, whys),
+        machine_section([r["machine"] for r in present if "machine" in r], run),
+        HOW,
+        engine_text,
+        http_section(http, results),
+        cold_section(cold, results),
+        correctness_section(corr, results),
+        scale_section(scale, results),
+        interop_section(interop),
+    ]
+    parts.append(foreign_section(results, "metrics_overhead", "Metrics overhead"))
+    parts.append(foreign_section(results, "isolation_cost", "Isolation cost"))
+    path.write_text("\n".join(parts))

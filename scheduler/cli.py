@@ -52,6 +52,16 @@ def _switch(text: str) -> bool:
         raise ValueError(text) from None
 
 
+def _isolation(text: str) -> str:
+    if text not in ("auto", "fallback"):
+        raise ValueError(text)
+    return text
+
+
+def _uid_base(text: str) -> int | None:
+    return None if text.strip().lower() == "none" else int(text)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``serve`` option: its flag, the config it sets, how to read it, what it means."""
@@ -102,6 +112,33 @@ SETTINGS = (
     Setting("--region", "scheduler", "region", str, "region in ARNs and AWS_REGION"),
     Setting("--account-id", "scheduler", "account_id", str, "12-digit account id in ARNs"),
     Setting("--preload", "scheduler", "preload", _names, "comma-separated modules imported once, before any fork"),
+    Setting(
+        "--isolation",
+        "scheduler",
+        "isolation",
+        _isolation,
+        "auto: the strongest isolation the host allows (cgroups, a private /tmp, a uid per function); "
+        "fallback: the unprivileged mechanisms (RSS watchdog, TMPDIR, rlimits)",
+    ),
+    Setting("--freeze", "scheduler", "freeze_idle", _switch, "on|off: stop idle environments (SIGSTOP) between invocations"),
+    Setting(
+        "--sandbox-uid-base",
+        "scheduler",
+        "sandbox_uid_base",
+        _uid_base,
+        "as root, each function's environments run as uid BASE+n; 'none' keeps the server's user",
+        unset="none",
+    ),
+    Setting("--max-processes", "scheduler", "max_processes", int, "processes and threads per environment"),
+    Setting("--warm-cgroups", "scheduler", "warm_cgroups", int, "cgroups kept warm for cold starts"),
+    Setting(
+        "--state-dir",
+        "scheduler",
+        "state_dir",
+        str,
+        "where the fallback isolation keeps each environment's TMPDIR",
+        unset="the system temp dir",
+    ),
     Setting(
         "--event-retry-delays",
         "server",

@@ -4,9 +4,8 @@ latency with freezing idle environments on vs off — all in one run.
     python benchmarks/isolation_cost.py [--quick] [--out benchmarks/results/isolation.json]
 
 Functions have 1,769 MB (one vCPU), so the CPU quota does not throttle the tight loops.
-Cold starts are measured on distinct functions kept alive, so that no cgroup is recycled
-between them: "cold cgroups" pays the first entry into a new v1 memory cgroup every time,
-"warm cgroups" takes sets the scheduler prepared in the background.
+Cold starts are measured on distinct functions kept alive, so that every one makes a new
+cgroup (the worst case: a busy scheduler recycles the cgroups of exited environments).
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ def _code() -> Path:
 
 async def cold(code: Path, n: int, **settings: Any) -> dict[str, Any]:
     async with Scheduler([], **settings) as s:
-        if settings.get("warm_cgroups"):
-            await s.isolation.wait_warm(timeout=60)
         samples = []
         for i in range(n):
             s.add_function(FunctionConfig(name=f"c{i}", handler="bench.noop", code_dir=code, memory_mb=1769))
@@ -70,8 +67,7 @@ async def run(quick: bool) -> dict[str, Any]:
     n_warm = 1000 if quick else 5000
     results: dict[str, Any] = {"machine": machine(), "cold": {}, "warm": {}}
     cases = {
-        "cgroups, pre-warmed": {"warm_cgroups": n_cold + 4},
-        "cgroups, cold (first entry each time)": {"warm_cgroups": 0},
+        "cgroups + namespace + uid": {},
         "fallback": {"isolation": "fallback"},
     }
     for label, settings in cases.items():
@@ -100,8 +96,8 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  {label:42s} p50 {e['p50_us']:7.1f} µs   p99 {e['p99_us']:7.1f} µs")
     cold = r["cold"]
     base = cold["fallback"]["end_to_end"]["p50_us"]
-    lines.append(f"cgroup + namespace setup on a cold start (pre-warmed vs fallback, p50): "
-                 f"{(cold['cgroups, pre-warmed']['end_to_end']['p50_us'] - base) / 1e3:+.2f} ms")
+    lines.append(f"cgroup + namespace + uid on a cold start (vs fallback, p50): "
+                 f"{(cold['cgroups + namespace + uid']['end_to_end']['p50_us'] - base) / 1e3:+.2f} ms")
     w = r["warm"]
     lines.append(f"freeze/thaw on a warm call (p50): "
                  f"{w['isolated, frozen between calls']['back_to_back']['p50_us'] - w['isolated, not frozen']['back_to_back']['p50_us']:+.1f} µs")

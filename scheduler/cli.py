@@ -122,6 +122,9 @@ SETTINGS = (
     ),
     Setting("--freeze", "scheduler", "freeze_idle", _switch, "on|off: stop idle environments (SIGSTOP) between invocations"),
     Setting(
+        "--freeze-delay", "scheduler", "freeze_delay_s", float, "seconds an environment stays idle before it is frozen; 0: at once"
+    ),
+    Setting(
         "--sandbox-uid-base",
         "scheduler",
         "sandbox_uid_base",
@@ -130,7 +133,6 @@ SETTINGS = (
         unset="none",
     ),
     Setting("--max-processes", "scheduler", "max_processes", int, "processes and threads per environment"),
-    Setting("--warm-cgroups", "scheduler", "warm_cgroups", int, "cgroups kept warm for cold starts"),
     Setting(
         "--state-dir",
         "scheduler",

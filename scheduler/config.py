@@ -178,14 +178,15 @@ class SchedulerConfig:
     # Isolation: "auto" uses the strongest mechanism the host allows for each resource
     # (cgroups, a mount namespace, a dropped uid); "fallback" forces the unprivileged ones.
     isolation: Literal["auto", "fallback"] = "auto"
-    # Stop (SIGSTOP) idle environments so their background threads do not run, as on Lambda.
+    # Stop (SIGSTOP) idle environments so their background threads do not run, as on Lambda,
+    # once they have been idle for freeze_delay_s (0: at once; an environment reused sooner,
+    # as a busy one is, then never pays the two signals per invocation).
     freeze_idle: bool = True
+    freeze_delay_s: float = 0.01
     # When running as root, each function's environments run as uid base + n (None: never).
     sandbox_uid_base: int | None = 50_000
     # Processes and threads per environment (Lambda's limit is 1,024).
     max_processes: int = 1024
-    # Pre-warmed cgroups kept ready, so cold starts skip the first-entry cost.
-    warm_cgroups: int = 8
     # Where the fallback's per-environment TMPDIRs go (default: the system temp dir).
     state_dir: str | None = None
 
@@ -196,14 +197,13 @@ class SchedulerConfig:
         for name in ("scale_window_s", "idle_ttl_s", "max_lifetime_s", "init_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be greater than 0, got {getattr(self, name)}")
-        for name in ("shutdown_timeout_s", "drain_timeout_s"):
+        for name in ("shutdown_timeout_s", "drain_timeout_s", "freeze_delay_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(name, f"must be at least 0, got {getattr(self, name)}")
         _int_between("max_log_bytes", self.max_log_bytes, 4096, 1 << 30)
         if self.isolation not in ("auto", "fallback"):
             raise ConfigError("isolation", f"must be 'auto' or 'fallback', got {self.isolation!r}")
         _int_between("max_processes", self.max_processes, 8, 1 << 22)
-        _int_between("warm_cgroups", self.warm_cgroups, 0, 1024)
         if self.sandbox_uid_base is not None:
             _int_between("sandbox_uid_base", self.sandbox_uid_base, 1, (1 << 31) - 1 - 100_000)
         if not re.fullmatch(r"\d{12}", self.account_id):

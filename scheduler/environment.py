@@ -4,8 +4,9 @@
         │                      │         │         ▲
         └─init failed/timeout──┴─────────┴─timeout, crash, protocol error (SIGKILL)
 
-An idle environment is FROZEN (SIGSTOP to its process group) when freezing is on, and
-continued (SIGCONT) when it is given its next invocation or shut down.
+An idle environment is FROZEN (SIGSTOP to its process group) when freezing is on — at once,
+or once it has stayed idle for the freeze delay — and continued (SIGCONT) when it is given its
+next invocation or shut down.
 
 All of an environment's state lives here, and every state change goes through ``_set_state``.
 The handle owns three pipes: control out (frames to the worker), control in (frames from it)
@@ -58,7 +59,7 @@ class EnvState(str, enum.Enum):
 _PARKED = (EnvState.IDLE, EnvState.FROZEN)
 _TRANSITIONS: dict[EnvState, frozenset[EnvState]] = {
     EnvState.STARTING: frozenset({EnvState.IDLE, EnvState.FROZEN, EnvState.BUSY, EnvState.STOPPING}),
-    EnvState.IDLE: frozenset({EnvState.BUSY, EnvState.STOPPING}),
+    EnvState.IDLE: frozenset({EnvState.BUSY, EnvState.FROZEN, EnvState.STOPPING}),
     EnvState.FROZEN: frozenset({EnvState.BUSY, EnvState.STOPPING}),
     EnvState.BUSY: frozenset({EnvState.IDLE, EnvState.FROZEN, EnvState.STOPPING}),
     EnvState.STOPPING: frozenset({EnvState.DEAD}),
@@ -172,11 +173,14 @@ class Environment:
         """Between invocations: IDLE, or FROZEN (its whole process group stopped)."""
         self._sink = None
         self.last_used = self._loop.time()
+        self._set_state(EnvState.IDLE)
         if freeze:
-            self._set_state(EnvState.FROZEN)
-            self._signal_group(signal.SIGSTOP)
-        else:
-            self._set_state(EnvState.IDLE)
+            self.freeze()
+
+    def freeze(self) -> None:
+        """Stop an idle environment: its background threads make no progress until thawed."""
+        self._set_state(EnvState.FROZEN)
+        self._signal_group(signal.SIGSTOP)
 
     @property
     def alive(self) -> bool:

@@ -76,6 +76,8 @@ class Pool:
         self.provision_error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._drained: asyncio.Future[None] = self._loop.create_future()
+        self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
+        self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings)
         self._sys_path = envvars.code_path(config)
 
@@ -152,8 +154,35 @@ class Pool:
         if resources is not None and resources.tmp_dir is not None and resources.tmp_over_quota():
             self.retire(env, "ephemeral storage exceeded")
             return
-        env.park(self.ctx.settings.freeze_idle)
+        self._park(env)
         (self.provisioned_idle if env.provisioned else self.idle).append(env)
+
+    # --- freezing idle environments -------------------------------------------------------
+
+    def _park(self, env: Environment) -> None:
+        """Idle now; frozen now, or after the freeze delay if it is not reused by then. A
+        signal to stop and another to continue cost a cross-CPU wakeup each: an environment
+        reused within the delay (any busy one) is never stopped at all."""
+        settings = self.ctx.settings
+        if not settings.freeze_idle or settings.freeze_delay_s <= 0:
+            env.park(settings.freeze_idle)
+            return
+        env.park(False)
+        self._to_freeze.append((env, env.last_used))
+        if self._freeze_timer is None:
+            self._freeze_timer = self._loop.call_later(settings.freeze_delay_s, self._freeze_due)
+
+    def _freeze_due(self) -> None:
+        self._freeze_timer = None
+        due = self._loop.time() - self.ctx.settings.freeze_delay_s
+        queue = self._to_freeze
+        while queue and queue[0][1] <= due:
+            env, parked_at = queue.popleft()
+            if env.state is EnvState.IDLE and env.last_used == parked_at:  # not reused since
+                env.freeze()
+        if queue:
+            delay = queue[0][1] - due
+            self._freeze_timer = self._loop.call_later(delay, self._freeze_due)
 
     # --- starting environments ------------------------------------------------------------
 
@@ -248,7 +277,7 @@ class Pool:
                     if self.retired or self._surplus():
                         self.retire(env, "provisioned concurrency lowered")
                     else:
-                        env.park(self.ctx.settings.freeze_idle)
+                        self._park(env)
                         self.provisioned_idle.append(env)
                     return
                 self.provision_error = f"Init failed: {_describe(outcome)}"
@@ -308,6 +337,10 @@ class Pool:
         environments go now, busy ones when their invocation ends."""
         self.retired = True
         self.retire_reason = reason
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+        self._to_freeze.clear()
         for queue in (self.idle, self.provisioned_idle):
             while queue:
                 self.retire(queue.popleft(), reason)

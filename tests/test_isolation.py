@@ -118,7 +118,7 @@ async def test_a_tmp_over_quota_retires_the_environment_in_the_fallback(make_sch
 
 @pytest.mark.parametrize("freeze", [True, False])
 async def test_a_frozen_environment_makes_no_progress(make_scheduler: MakeScheduler, freeze: bool) -> None:
-    s = await make_scheduler(fn("tick", "basic.ticker"), freeze_idle=freeze)
+    s = await make_scheduler(fn("tick", "basic.ticker"), freeze_idle=freeze, freeze_delay_s=0)
     first = _json(await s.invoke("tick"))  # starts a thread that counts every millisecond
     env = next(iter(s.functions["tick"].pool.environments))
     assert env.state.value == ("frozen" if freeze else "idle")
@@ -130,6 +130,18 @@ async def test_a_frozen_environment_makes_no_progress(make_scheduler: MakeSchedu
         assert progress < 20  # only while the invocations ran
     else:
         assert progress > 100
+
+
+async def test_an_idle_environment_is_frozen_after_the_delay(make_scheduler: MakeScheduler) -> None:
+    s = await make_scheduler(fn("tick", "basic.ticker"), freeze_delay_s=0.05)
+    first = _json(await s.invoke("tick"))
+    env = next(iter(s.functions["tick"].pool.environments))
+    assert env.state.value == "idle"  # reused within the delay, it would never be stopped
+    while env.state.value != "frozen":
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.3)  # frozen: the thread makes no progress from here on
+    progress = _json(await s.invoke("tick")) - first
+    assert progress < 150  # ≈ 50 ms of ticking before the freeze, none in the 300 ms after
 
 
 async def test_a_fork_bomb_is_contained(make_scheduler: MakeScheduler) -> None:
@@ -169,15 +181,20 @@ async def test_handlers_run_as_their_own_unprivileged_user(make_scheduler: MakeS
     assert protected.read_text() == "the scheduler's file\n"
 
 
-async def test_cold_starts_take_warm_cgroups(make_scheduler: MakeScheduler) -> None:
-    s = await make_scheduler(fn("w", "basic.whoami"), warm_cgroups=2)
+async def test_cgroups_are_recycled(make_scheduler: MakeScheduler) -> None:
+    s = await make_scheduler(fn("w", "basic.whoami"))
     if s.isolation.cgroups is None:
         pytest.skip("no cgroups here")
-    await s.isolation.wait_warm()
-    result = await s.invoke("w")
-    assert result.start == "cold"
-    env = next(iter(s.functions["w"].pool.environments))
-    assert env.resources is not None and env.resources.warm
+    await s.invoke("w")
+    first = next(iter(s.functions["w"].pool.environments))
+    assert first.resources is not None and not first.resources.recycled
+    name = first.resources.cgroup.name  # type: ignore[union-attr]
+    s.update_function(s.functions["w"].config.replace(memory_mb=256))  # retires the environment
+    await asyncio.wait_for(first.wait_exited(), 5)
+    await s.invoke("w")
+    second = next(iter(s.functions["w"].pool.environments))
+    assert second.resources is not None and second.resources.recycled
+    assert second.resources.cgroup.name == name  # type: ignore[union-attr]
 
 
 def test_an_unprivileged_user_gets_the_fallback(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ async def test_maximum_lifetime_recycles_a_busy_environment_after_its_call(make_
 async def test_provisioned_environments_first_then_spillover(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
     s = await make_scheduler(fn("hold", "basic.wait_for_file", provisioned_concurrency=2), fn("env", "basic.environ", provisioned_concurrency=1))
     pool = s.functions["hold"].pool
-    assert sorted(e.state.value for e in pool.environments) == ["frozen", "frozen"]  # idle, stopped
+    assert all(e.state in (EnvState.IDLE, EnvState.FROZEN) for e in pool.environments) and len(pool.environments) == 2
     h = Holder(s, "hold", tmp_path)
     calls = [h.start() for _ in range(3)]
     await h.until_busy(3)

@@ -76,7 +76,7 @@ def run_wrk(
         path,
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{duration_s:g}s",
+        f"-d{max(1, round(duration_s))}s",  # wrk takes whole seconds only
         "--timeout",
         "10s",
         "-s",

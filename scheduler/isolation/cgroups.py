@@ -1,12 +1,11 @@
 """Per-environment cgroups: memory limit, CPU quota, pids limit, OOM and peak-memory readings.
 
-    <our cgroup>/lambda-scheduler-<pid>/env-<n>      (v1: one such dir per controller)
+    <our cgroup>/lambda-scheduler-<pid>-<n>/env-<k>      (v1: one such dir per controller)
 
-A *set* is one environment's cgroup(s). The child joins its set itself (writes its pid to
-``cgroup.procs``) before any user code runs. On cgroup v1 the first process to enter a new
-memory cgroup pays ≈15 ms (measured here; later entries cost ≈0.1 ms), so sets are warmed in
-the background by moving a helper process through them, and recycled when their environment
-exits — a cold start takes a warm set and stays fast.
+A *set* is one environment's cgroup(s). The child enters its set itself (writes its pid to
+``cgroup.procs``) before any user code runs. Sets are recycled: when an environment exits, its
+set is emptied and handed to the next environment, so a busy scheduler stops creating and
+removing cgroups, and a limit already in place is not written again.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import itertools
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -73,6 +70,7 @@ class V1Set:
         self.name = name
         self.dirs = dirs
         self._oom_base = 0
+        self._limits: tuple[int, int] | None = None  # what assign() last wrote
 
     def create(self) -> None:
         for path in self.dirs.values():
@@ -83,20 +81,22 @@ class V1Set:
 
     def assign(self, memory_bytes: int, max_processes: int) -> None:
         mem = self.dirs["memory"]
-        memsw = mem / "memory.memsw.limit_in_bytes"
-        has_swap_accounting = memsw.exists()
-        if has_swap_accounting:
-            _write(memsw, "-1")  # so the memory limit may move either way
-        _write(mem / "memory.limit_in_bytes", str(memory_bytes))
-        if has_swap_accounting:
-            _write(memsw, str(memory_bytes))  # no swap beyond the limit, as on Lambda
+        cpu = self.dirs["cpu"]
+        if self._limits != (memory_bytes, max_processes):
+            memsw = mem / "memory.memsw.limit_in_bytes"
+            has_swap_accounting = memsw.exists()
+            if has_swap_accounting:
+                _write(memsw, "-1")  # so the memory limit may move either way
+            _write(mem / "memory.limit_in_bytes", str(memory_bytes))
+            if has_swap_accounting:
+                _write(memsw, str(memory_bytes))  # no swap beyond the limit, as on Lambda
+            _write(self.dirs["pids"] / "pids.max", str(max_processes))
+            _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            self._limits = (memory_bytes, max_processes)
         with contextlib.suppress(OSError):
             _write(mem / "memory.max_usage_in_bytes", "0")  # the peak is this environment's
         self._oom_base = _read_keyed(mem / "memory.oom_control", "oom_kill")
-        _write(self.dirs["pids"] / "pids.max", str(max_processes))
-        cpu = self.dirs["cpu"]
         _write(cpu / "cpu.cfs_quota_us", "-1")  # Init runs unthrottled; the quota comes after
-        _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
 
     def limit_cpu(self, cores: float) -> None:
         _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(max(1000, int(CPU_PERIOD_US * cores))))
@@ -179,18 +179,17 @@ def kill_all(cgroup: CgroupSet) -> bool:
 
 
 class CgroupTree:
-    """Our subtree of cgroups and the pool of environment sets in it."""
+    """Our subtree of cgroups and the recycled environment sets in it."""
 
-    def __init__(self, caps: HostCapabilities, spare: int) -> None:
+    def __init__(self, caps: HostCapabilities, keep: int = 64) -> None:
         self.caps = caps
         self.version = caps.cgroup_version
-        self.spare = spare
+        self.keep = keep  # emptied sets kept for reuse; beyond, they are removed
         self.name = f"lambda-scheduler-{os.getpid()}-{next(_TREES)}"
         self._roots: list[Path] = []
-        self._warm: deque[CgroupSet] = deque()
+        self._free: deque[CgroupSet] = deque()
         self._all: dict[str, CgroupSet] = {}
         self._counter = 0
-        self._helper: subprocess.Popen[bytes] | None = None
 
     # --- the subtree ----------------------------------------------------------------------
 
@@ -216,10 +215,6 @@ class CgroupTree:
         """Kill what is left and remove every cgroup we made. Blocking: run it in a thread.
         A killed process keeps its cgroup populated until it is reaped (by init, for orphans
         a handler forked), so removal is retried for a while."""
-        if self._helper is not None:
-            self._helper.kill()
-            self._helper.wait()
-            self._helper = None
         for cgroup in self._all.values():
             kill_all(cgroup)
         deadline = time.monotonic() + _REMOVE_PATIENCE_S
@@ -232,7 +227,7 @@ class CgroupTree:
         for cgroup in pending:
             log.warning("could not remove cgroup %s", cgroup.name)
         self._all.clear()
-        self._warm.clear()
+        self._free.clear()
         for root in self._roots:
             while not _try(root.rmdir) and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -254,79 +249,22 @@ class CgroupTree:
     # --- handing sets out and taking them back --------------------------------------------
 
     def acquire(self) -> tuple[CgroupSet, bool]:
-        """A set for a new environment, and whether it is warm (cheap to enter)."""
-        if self._warm:
-            return self._warm.pop(), True
+        """A set for a new environment, and whether it is a recycled one."""
+        if self._free:
+            return self._free.pop(), True
         return self._new_set(), False
 
     def release(self, cgroup: CgroupSet) -> None:
-        """The environment exited: empty the set and keep it (warm) for the next one."""
+        """The environment exited: empty the set and keep it for the next one."""
         if not kill_all(cgroup):
             log.warning("cgroup %s still has processes; dropping it", cgroup.name)
             return
-        if len(self._warm) < max(self.spare, 64):
-            self._warm.append(cgroup)
+        if len(self._free) < self.keep:
+            self._free.append(cgroup)
         else:
             self._all.pop(cgroup.name, None)
             with contextlib.suppress(OSError):
                 cgroup.remove()
-
-    @property
-    def warm_count(self) -> int:
-        return len(self._warm)
-
-    def needs_warming(self) -> bool:
-        return len(self._warm) < self.spare
-
-    def new_cold_set(self) -> CgroupSet:
-        """A new, never-entered set, to be warmed off the event loop with ``warm``."""
-        self._ensure_helper()
-        return self._new_set()
-
-    def warm(self, cgroup: CgroupSet) -> None:
-        """Blocking (≈15 ms on v1; run it in a thread): move the helper process into the set
-        and back out, so the set's first entry is paid for before an environment needs it."""
-        assert self._helper is not None
-        pid = str(self._helper.pid)
-        try:
-            for procs in cgroup.procs_files():
-                _write(Path(procs), pid)
-        finally:
-            for home in self._home_procs():
-                with contextlib.suppress(OSError):
-                    _write(home, pid)
-
-    def add_warm(self, cgroup: CgroupSet) -> None:
-        if cgroup.name in self._all:
-            self._warm.appendleft(cgroup)
-
-    def _home_procs(self) -> list[Path]:
-        """Where the helper lives between warmings: our subtree roots (v2: a leaf of its own,
-        since a v2 cgroup with children may hold no processes)."""
-        if self.version == 1:
-            return [root / "cgroup.procs" for root in self._roots]
-        home = self._roots[0] / "helper"
-        home.mkdir(exist_ok=True)
-        return [home / "cgroup.procs"]
-
-    def _ensure_helper(self) -> subprocess.Popen[bytes]:
-        if self._helper is None or self._helper.poll() is not None:
-            # A sleeping process to carry through new cgroups. Spawned with exec (the
-            # scheduler never forks itself); it dies with the scheduler (parent-death signal).
-            self._helper = subprocess.Popen(
-                [sys.executable, "-I", "-c", _HELPER.format(parent=os.getpid())],
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return self._helper
-
-
-_HELPER = (
-    "import ctypes, os, signal, time\n"
-    "ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
-    "if os.getppid() != {parent}: raise SystemExit\n"
-    "while True: time.sleep(3600)\n"
-)
 
 
 _TREES = itertools.count(1)  # several schedulers may run in one process (tests do)

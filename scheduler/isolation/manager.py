@@ -67,7 +67,7 @@ class EnvResources:
         self.cores = cpu_cores(config.memory_mb, os.cpu_count() or 1)
         self.tmp_limit = config.ephemeral_storage_mb * MB
         self.cgroup: CgroupSet | None = None
-        self.warm = False
+        self.recycled = False
         self.tmp_dir: Path | None = None
         self.environ: dict[str, str] = {}
         self.pid = 0
@@ -129,7 +129,6 @@ class Isolation:
         self._keep_read_search: dict[str, bool] = {}
         self._uid_tasks = 0
         self._task: asyncio.Task[None] | None = None
-        self._warming: asyncio.Future[None] | None = None
 
     # --- choosing -------------------------------------------------------------------------
 
@@ -138,7 +137,7 @@ class Isolation:
         caps = await asyncio.to_thread(probe, not forced, not forced)
         self.caps = caps
         if caps.cgroup_version:
-            tree = CgroupTree(caps, self.settings.warm_cgroups)
+            tree = CgroupTree(caps)
             try:
                 await asyncio.to_thread(tree.open)
                 self.cgroups = tree
@@ -162,7 +161,8 @@ class Isolation:
             ", ".join(f"{k}={v}" for k, v in self.mechanisms.items()),
             f" (fallback because: {'; '.join(self.reasons)})" if self.reasons else "",
         )
-        self._task = asyncio.ensure_future(self._maintain())
+        if self.watchdog is not None:
+            self._task = asyncio.ensure_future(self._watch())
 
     def _describe(self, forced: bool) -> dict[str, str]:
         kind = f"cgroup-v{self.cgroups.version}" if self.cgroups else None
@@ -188,20 +188,11 @@ class Isolation:
         """The mechanism in use for each resource (for the log and an info metric)."""
         return dict(self.mechanisms)
 
-    async def wait_warm(self, timeout: float = 10.0) -> None:
-        """Wait until the spare warm cgroups are ready (cold-start benchmarks want them)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.cgroups is not None and self.cgroups.needs_warming() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._warming is not None:
-            await asyncio.wait([self._warming])
         if self.cgroups is not None:
             await asyncio.to_thread(self.cgroups.close)
             self.cgroups = None
@@ -209,28 +200,16 @@ class Isolation:
             self.tmpdirs.close()
             self.tmpdirs = None
 
-    async def _maintain(self) -> None:
-        """Keep warm cgroups in stock; run the fallback's memory watchdog."""
+    async def _watch(self) -> None:
+        """The fallback's memory watchdog, and its refresh of the user's process count."""
+        assert self.watchdog is not None
         loop = asyncio.get_running_loop()
         next_nproc = loop.time() + _NPROC_REFRESH_S
         while True:
-            if self.cgroups is not None and self.cgroups.needs_warming():
-                cgroup = self.cgroups.new_cold_set()
-                # Cancelling this task cannot stop the thread: stop() waits for it.
-                self._warming = asyncio.ensure_future(asyncio.to_thread(self.cgroups.warm, cgroup))
-                try:
-                    await asyncio.shield(self._warming)
-                except OSError as exc:
-                    log.warning("could not warm cgroup %s: %s", cgroup.name, exc)
-                    await asyncio.sleep(1.0)
-                else:
-                    self.cgroups.add_warm(cgroup)
-                continue
-            if self.watchdog is not None:
-                self.watchdog.check()
-                if loop.time() >= next_nproc:
-                    self._uid_tasks = await asyncio.to_thread(user_task_count, os.getuid())
-                    next_nproc = loop.time() + _NPROC_REFRESH_S
+            self.watchdog.check()
+            if loop.time() >= next_nproc:
+                self._uid_tasks = await asyncio.to_thread(user_task_count, os.getuid())
+                next_nproc = loop.time() + _NPROC_REFRESH_S
             await asyncio.sleep(_WATCH_INTERVAL_S)
 
     # --- one environment ------------------------------------------------------------------
@@ -239,7 +218,7 @@ class Isolation:
         res = EnvResources(self, config)
         spec = res.spec
         if self.cgroups is not None:
-            res.cgroup, res.warm = self.cgroups.acquire()
+            res.cgroup, res.recycled = self.cgroups.acquire()
             res.cgroup.assign(res.memory_bytes, self.settings.max_processes)
             spec.cgroup_procs = res.cgroup.procs_files()
         else:

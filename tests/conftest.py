@@ -23,10 +23,20 @@ from scheduler.events import EventInvokeConfig
 from .procs import cgroup_leftovers, wait_gone, zygote_family
 
 # Environments get a private /tmp (and /var/tmp, /dev/shm), as on Lambda: files a test shares
-# with a handler must live elsewhere, so the tests' temporary directories do.
-_TEST_TMP = Path(__file__).resolve().parent.parent / ".tmp"
-_TEST_TMP.mkdir(exist_ok=True)
-os.environ["TMPDIR"] = str(_TEST_TMP)
+# with a handler must live elsewhere, so the tests' temporary directories do — in the
+# checkout, or in the user's cache directory when the checkout itself is under /tmp.
+_PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _test_tmp() -> Path:
+    for candidate in (Path(__file__).resolve().parent.parent / ".tmp", Path.home() / ".cache" / "lambda-scheduler-tests"):
+        if not any(str(candidate) == p or str(candidate).startswith(p + "/") for p in _PRIVATE):
+            candidate.mkdir(parents=True, exist_ok=True)
+            return candidate
+    raise RuntimeError("no directory outside /tmp for the tests' temporary files")
+
+
+os.environ["TMPDIR"] = str(_test_tmp())
 tempfile.tempdir = None
 
 FUNCTIONS = Path(__file__).parent / "functions"

@@ -247,3 +247,9 @@ async def test_an_idle_environment_that_dies_is_replaced(make_scheduler: MakeSch
     result = await s.invoke("who")
     assert result.error_type is None and result.start == "cold"
     assert json.loads(result.payload)["pid"] != json.loads(first.payload)["pid"]
+
+
+async def test_stack_trace_entries_are_plain_like_the_runtimes(make_scheduler: MakeScheduler) -> None:
+    s = await make_scheduler(fn("bad", "faults.raise_error"))
+    entry = _body(await s.invoke("bad"))["stackTrace"][0]
+    assert entry.endswith('raise KeyError("action")\n') and "^" not in entry

@@ -35,13 +35,15 @@ def error_body(message: str, error_type: str, stack: list[str], request_id: str 
 
 
 def user_stack(tb: TracebackType | None, runtime_file: str) -> list[str]:
-    """The traceback entries from the first frame that is not the runtime's own."""
-    frames = traceback.extract_tb(tb)
-    for index, entry in enumerate(frames):
-        if entry.filename != runtime_file:
-            frames = traceback.StackSummary.from_list(frames[index:])
+    """The traceback entries from the first frame that is not the runtime's own, formatted
+    from plain (file, line, function, text) tuples as the Lambda runtime does — so without
+    the column carets Python 3.11 would add."""
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for index, (filename, *_rest) in enumerate(frames):
+        if filename != runtime_file:
+            frames = frames[index:]
             break
-    return frames.format()
+    return traceback.format_list(frames)  # type: ignore[arg-type]
 
 
 def exception_body(exc: BaseException, runtime_file: str, request_id: str = "") -> dict[str, object]:

@@ -52,6 +52,7 @@ class ZygoteClient:
         self._running: dict[int, SpawnWatcher] = {}
         self._outbox: deque[tuple[bytes, list[int]]] = deque()
         self._restart: asyncio.Task[None] | None = None
+        self._reaping: asyncio.Future[bool] | None = None
         self.pid = 0
 
     @property
@@ -161,16 +162,7 @@ class ZygoteClient:
 
     def _lost(self) -> None:
         """The zygote is gone; so are its children (they die with it)."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(sock.fileno())
-            if self._outbox:
-                loop.remove_writer(sock.fileno())
-            sock.close()
-        while self._outbox:
-            for fd in self._outbox.popleft()[1]:
-                os.close(fd)
+        self._close_socket()
         if self._hello is not None and not self._hello.done():
             self._hello.set_exception(ZygoteError("the zygote exited during start-up"))
         spawning, self._spawning = self._spawning, {}
@@ -179,14 +171,23 @@ class ZygoteClient:
             watcher.on_spawn_failed("the zygote exited")
         for watcher in running.values():
             watcher.on_zygote_lost()
-        self._reap_process()
+        if self._proc is not None:
+            # Reap it in the background: a restart replaces self._proc.
+            self._reaping = asyncio.ensure_future(_wait_exit(self._proc, 5.0))
+            self._proc = None
 
-    def _reap_process(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            try:
-                self._proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
+    def _close_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
+        if self._outbox:
+            loop.remove_writer(sock.fileno())
+        sock.close()
+        while self._outbox:
+            for fd in self._outbox.popleft()[1]:
+                os.close(fd)
 
     async def ensure_running(self) -> None:
         """Restart the zygote if it died; concurrent callers share one restart."""
@@ -199,21 +200,35 @@ class ZygoteClient:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Close the socket: the zygote kills what is left of its children, reaps them, exits."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(sock.fileno())
-            if self._outbox:
-                loop.remove_writer(sock.fileno())
-            sock.close()
-        proc = self._proc
-        if proc is None:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while proc.poll() is None and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        if proc.poll() is None:
+        self._close_socket()
+        if self._reaping is not None:
+            await self._reaping
+        proc, self._proc = self._proc, None
+        if proc is not None and not await _wait_exit(proc, timeout):
             proc.kill()
-            proc.wait()
-        self._proc = None
+            await _wait_exit(proc, timeout)
+
+
+async def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for a child to exit — as an event on its pidfd, not by polling — and reap it."""
+    if proc.poll() is not None:
+        return True
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(proc.pid)
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        loop.remove_reader(pidfd)
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        await asyncio.wait_for(exited, timeout)
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    proc.wait()  # it has exited: this only reaps it
+    return True

@@ -123,7 +123,6 @@ class V2Set:
         self.name = name
         self.path = path
         self._oom_base = 0
-        self._peak_base = 0
 
     def create(self) -> None:
         self.path.mkdir(exist_ok=True)
@@ -173,8 +172,7 @@ def kill_all(cgroup: CgroupSet) -> bool:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.sched_yield()
+        os.sched_yield()  # let the killed exit before looking again
     return not cgroup.pids()
 
 

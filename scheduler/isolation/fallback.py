@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -108,6 +108,3 @@ class MemoryWatchdog:
             if rss is not None and rss > limit:
                 self._watched.pop(pid, None)
                 over(rss)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._watched)

@@ -42,5 +42,10 @@ prometheus:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	$(BIN)/python -m ruff check scheduler tests benchmarks
+	$(BIN)/python -m mypy scheduler
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -101,6 +101,7 @@ class Environment:
         "_deadline",
         "_exited",
         "_in_w",
+        "_init_limit",
         "_log_r",
         "_loop",
         "_out_r",
@@ -151,6 +152,7 @@ class Environment:
         # Called once when the environment leaves service (starts stopping or dies).
         self.on_stopping: Callable[[Environment], None] | None = None
         self._deadline = 0.0  # perf_counter time of the pending Init or invocation deadline
+        self._init_limit = 0.0  # seconds Init may take, counted from the fork
         self.resources: EnvResources | None = None  # its cgroup / TMPDIR / watchdog entry
         self.oom = False  # killed for going over its memory size
 
@@ -207,12 +209,19 @@ class Environment:
         finally:
             for fd in (in_r, out_w, log_w):
                 os.close(fd)
+        # Until the zygote forks, the same limit bounds the wait for it; the Init limit itself
+        # starts again at the fork (below): time queued behind other cold starts in our fork
+        # server is not Init, and counting it made bursts of cold starts time out their Init.
+        self._init_limit = timeout
         self._arm(time.perf_counter() + timeout)
         return waiter
 
     def on_spawned(self, pid: int, pidfd: int) -> None:
         self.pid = pid
         self._pidfd = pidfd
+        if self.state is EnvState.STARTING and self._timer is not None:
+            self._cancel_timer()
+            self._arm(time.perf_counter() + self._init_limit)
         if self.resources is not None:
             self.resources.attach(pid, self._over_memory)
         if self.kill_reason is not None:

@@ -200,6 +200,17 @@ def test_cold_and_warm_are_read_from_the_report_line() -> None:
     assert start_from_log(b64(fooled)) == ("warm", None)
     # INIT_REPORT (a failed Init) is not the REPORT line.
     assert start_from_log(b64("INIT_REPORT Init Duration: 5.00 ms\tPhase: init\n"))[0] == "unknown"
+    # A first Init that timed out, retried inside the invoke: still a cold start, with no
+    # Init Duration in REPORT (as Lambda writes it).
+    retried = (
+        "INIT_REPORT Init Duration: 2000.12 ms\tPhase: init\tStatus: timeout\n"
+        f"START RequestId: {rid} Version: $LATEST\nINIT_REPORT Init Duration: 5.00 ms\tPhase: invoke\tStatus: success\n"
+        + warm.split("\n", 1)[1]
+    )
+    assert read_report(b64(retried)) == ("cold", None, 1.27)
+    # A warm handler printing INIT_REPORT after START does not make it cold.
+    faked = warm.replace("hello\n", "INIT_REPORT Init Duration: 1.00 ms\tPhase: init\n")
+    assert read_report(b64(faked)) == ("warm", None, 1.27)
     assert start_from_log(None) == ("unknown", None)
     assert start_from_log("%%%not base64") == ("unknown", None)
 

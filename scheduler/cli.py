@@ -23,7 +23,7 @@ from typing import Any, Literal
 import uvloop
 
 from .cfn import TemplateError
-from .config import LOG_LEVELS, SchedulerConfig, ServerConfig
+from .config import AUTH_MODES, LOG_LEVELS, Credential, SchedulerConfig, ServerConfig, parse_credentials
 from .errors import ConfigError
 from .load import cli as load_cli
 from .server import serve, setup_logging
@@ -62,6 +62,19 @@ def _uid_base(text: str) -> int | None:
     return None if text.strip().lower() == "none" else int(text)
 
 
+def _auth(text: str) -> str:
+    if text not in AUTH_MODES:
+        raise ValueError(text)
+    return text
+
+
+def _credentials(text: str) -> tuple[Credential, ...]:
+    try:
+        return parse_credentials(text)
+    except ConfigError:
+        raise ValueError(text) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``serve`` option: its flag, the config it sets, how to read it, what it means."""
@@ -72,6 +85,8 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     unset: str = "none"  # what a default of None means, for --help
+    repeatable: bool = False  # the flag may be given several times; the values add up
+    secret: bool = False  # never echo the value in an error message
 
     @property
     def dest(self) -> str:
@@ -173,6 +188,66 @@ SETTINGS = (
         "also write each function's logs here, one file per environment: DIR/FUNCTION/YYYY/MM/DD/[$LATEST]ID",
     ),
     Setting("--metrics", "server", "metrics", _switch, "on|off: Prometheus metrics at GET /metrics"),
+    Setting(
+        "--header-timeout",
+        "server",
+        "header_timeout_s",
+        float,
+        "seconds a new connection has to send a complete request head (and an upload body may pause)",
+    ),
+    Setting(
+        "--keepalive-timeout", "server", "keepalive_timeout_s", float, "seconds an idle keep-alive connection stays open"
+    ),
+    Setting(
+        "--max-connections",
+        "server",
+        "max_connections",
+        int,
+        "open connections at most; more are closed as soon as they are accepted",
+    ),
+    Setting(
+        "--auth",
+        "server",
+        "auth",
+        _auth,
+        "none|sigv4: sigv4 accepts only requests signed (AWS Signature Version 4) with one of --credentials; "
+        "a --host that is not loopback refuses to start unless --auth is given",
+        unset="none on a loopback --host, required on any other",
+    ),
+    Setting(
+        "--credentials",
+        "server",
+        "credentials",
+        _credentials,
+        "KEY:SECRET access keys --auth sigv4 accepts, comma-separated or repeated (prefer the variable: "
+        "other users can read a command line)",
+        repeatable=True,
+        secret=True,
+    ),
+    Setting(
+        "--unsigned-metrics",
+        "server",
+        "unsigned_metrics",
+        _switch,
+        "on|off: with --auth sigv4, serve GET /metrics without a signature (for Prometheus); "
+        "GET /health is always open",
+    ),
+    Setting(
+        "--allowed-hosts",
+        "server",
+        "allowed_hosts",
+        _names,
+        "comma-separated Host names to answer besides IP addresses, localhost and --host (*.example.com: "
+        "subdomains, *: any); other names are refused, as a DNS-rebinding web page sends them",
+    ),
+    Setting(
+        "--allowed-origins",
+        "server",
+        "allowed_origins",
+        _names,
+        "comma-separated web origins (http://localhost:3000) whose pages may call the API, with CORS; "
+        "requests from any other Origin are refused",
+    ),
 )
 
 
@@ -216,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
             setting.flag,
             dest=setting.dest,
             default=None,
+            action="append" if setting.repeatable else "store",
             metavar=setting.dest.upper(),
             help=f"{setting.help} (default: {_shown(setting.default(), setting.unset)}; env: {setting.env})",
         )
@@ -229,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--invocation-type", choices=("RequestResponse", "Event", "DryRun"), default="RequestResponse")
     call.add_argument("--log-type", choices=("None", "Tail"), default="None", help="Tail prints the log to stderr")
+    load_cli.add_signing(call)  # --credentials, --region: as the harness signs
     load = commands.add_parser(
         "load",
         help="load-test any server of Lambda's Invoke API",
@@ -243,14 +320,17 @@ class UsageError(Exception):
     pass
 
 
-def _value(setting: Setting, given: str | None) -> Any:
+def _value(setting: Setting, given: str | list[str] | None) -> Any:
+    if isinstance(given, list):
+        given = ",".join(given)  # a repeated flag
     source, text = (setting.flag, given) if given is not None else (setting.env, os.environ.get(setting.env))
     if text is None:
         return dataclasses.MISSING
     try:
         return setting.parse(text)
     except ValueError:
-        raise UsageError(f"{source}: cannot read {text!r}") from None
+        shown = "(hidden)" if setting.secret else repr(text)
+        raise UsageError(f"{source}: cannot read {shown}") from None
 
 
 def configs(args: argparse.Namespace) -> tuple[SchedulerConfig, ServerConfig]:
@@ -305,6 +385,10 @@ def _ready(functions: Sequence[str]) -> Callable[[str], None]:
 
 def run_serve(args: argparse.Namespace) -> int:
     scheduler_config, server_config = configs(args)
+    # Before anything is loaded or bound: an exposed server without authentication never starts.
+    problem = server_config.exposure_problem()
+    if problem is not None:
+        raise UsageError(problem)
     setup_logging(server_config.log_level)
     try:
         template = load_template(template_path(args), parameters=parameter_overrides(args), settings=scheduler_config)
@@ -322,12 +406,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_invoke(args: argparse.Namespace) -> int:
     url = f"{args.endpoint_url.rstrip('/')}/2015-03-31/functions/{args.function}/invocations"
-    request = urllib.request.Request(
-        url,
-        data=args.payload.encode(),
-        method="POST",
-        headers={"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type},
-    )
+    body = args.payload.encode()
+    headers = {"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type}
+    credential = load_cli.credential(args)
+    if credential is not None:
+        from .sigv4 import Signer  # botocore: only when signing
+
+        headers = Signer(credential.access_key, credential.secret_key, args.region).sign("POST", url, body, headers)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request) as response:
             body, headers = response.read(), response.headers

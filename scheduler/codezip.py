@@ -97,8 +97,19 @@ def unpack_zip(
     nothing is left behind. Blocking: run it in a thread."""
     if len(data) > max_zipped:
         raise InvalidParameterValue(f"Zipped size must be smaller than {max_zipped} bytes")
+    _unpack(io.BytesIO(data), dest, max_unzipped)
+    return describe_zip(data)
+
+
+def unpack_zip_file(path: Path, dest: Path, *, max_unzipped: int = MAX_UNZIPPED_BYTES) -> None:
+    """The same from a zip on disk, read piece by piece (an upload decoded to a file, whose
+    size and digest are known already). Blocking: run it in a thread."""
+    _unpack(path, dest, max_unzipped)
+
+
+def _unpack(source: io.BytesIO | Path, dest: Path, max_unzipped: int) -> None:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, ValueError, OSError):
         raise InvalidParameterValue(_UNZIP_FAILED) from None
     with archive:
@@ -109,7 +120,6 @@ def unpack_zip(
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
-    return describe_zip(data)
 
 
 def _extract(
@@ -133,3 +143,8 @@ def _extract(
         except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
             raise InvalidParameterValue(f"{_UNZIP_FAILED} ({info.filename}: {exc})") from None
         os.chmod(target, 0o755 if executable else 0o644)
+    # Folders readable by all too, whatever the umask: environments run as another uid holding
+    # no capability. The code stays private all the same: the code store's root is 0700, and
+    # in an environment's view it holds nothing but that function's own revision.
+    for folder in (root, *(p for p in root.rglob("*") if p.is_dir())):
+        os.chmod(folder, 0o755)

@@ -8,6 +8,7 @@ environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import sys
@@ -223,6 +224,89 @@ class SchedulerConfig:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+# Who may call the HTTP API (README "Security"). "none": anyone who reaches the port and passes
+# the browser guard (api/guard.py); "sigv4": only requests signed with a known access key
+# (api/auth.py).
+AuthMode = Literal["none", "sigv4"]
+AUTH_MODES: tuple[AuthMode, ...] = ("none", "sigv4")
+
+# An access key id becomes part of the SigV4 credential scope (KEY/date/region/service/...),
+# so it cannot hold "/" or spaces; AWS's own are 16-128 upper-case letters and digits.
+_ACCESS_KEY = re.compile(r"^[A-Za-z0-9_.+=@-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One access key the server accepts with ``auth="sigv4"``; the secret stays out of repr,
+    so a logged configuration never shows it."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.access_key, str) or not _ACCESS_KEY.match(self.access_key):
+            raise ConfigError("credentials", "an access key id must be 1-128 letters, digits or _.+=@- characters")
+        if not isinstance(self.secret_key, str) or not self.secret_key or any(c.isspace() for c in self.secret_key):
+            raise ConfigError("credentials", f"the secret of {self.access_key} must be non-empty, without spaces")
+
+
+def parse_credentials(text: str) -> tuple[Credential, ...]:
+    """``KEY:SECRET[,KEY:SECRET...]`` (the secret may contain ":", not ",")."""
+    found = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, secret = item.partition(":")
+        if not sep:
+            raise ConfigError("credentials", "expected KEY:SECRET")
+        found.append(Credential(key, secret))
+    return tuple(found)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine. Only ``localhost`` and
+    loopback addresses count: other names are not resolved (they may point anywhere)."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s?#]+$")
+
+
+def _host_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    names = []
+    for value in values:
+        name = value.strip().lower().rstrip(".")
+        if name == "*" or (name.startswith("*.") and len(name) > 2):
+            names.append(name)
+            continue
+        if not name or any(c in name for c in "/ *@") or (":" in name and not name.startswith("[")):
+            raise ConfigError(
+                "allowed_hosts", f"expected host names without scheme or port (any port is accepted), got {value!r}"
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
+    origins = []
+    for value in values:
+        origin = value.strip().lower().rstrip("/")
+        if origin in ("*", "null"):
+            raise ConfigError(
+                "allowed_origins", f"{origin!r} would let any web page drive the server; list each origin instead"
+            )
+        if not _ORIGIN.match(origin):
+            raise ConfigError("allowed_origins", f"expected origins like http://localhost:3000, got {value!r}")
+        origins.append(origin)
+    return tuple(origins)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
@@ -249,6 +333,28 @@ class ServerConfig:
     log_dir: str | os.PathLike[str] | None = None
     # GET /metrics and the observer that counts for it.
     metrics: bool = True
+    # Bounded input (README "Security"): a connection must send a complete request head this
+    # soon after it opens (slowloris defence), and an upload body may not pause for longer;
+    # an idle keep-alive connection is closed after keepalive_timeout_s (longer than clients
+    # keep idle connections, so none is closed just as a client reuses it); connections over
+    # max_connections are closed as soon as they are accepted.
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
+    max_connections: int = 1024
+    # Who may call the API (README "Security"). None: "none" while the server binds a loopback
+    # address; serve() refuses any other address unless auth is chosen explicitly, so the
+    # default can never expose an unauthenticated server by accident.
+    auth: AuthMode | None = None
+    credentials: tuple[Credential, ...] = ()
+    # With sigv4, GET /metrics without a signature too (a Prometheus scraper cannot sign).
+    # GET /health is always open: load balancers and readiness probes cannot sign either.
+    unsigned_metrics: bool = False
+    # Host names the server answers to, beyond IP addresses, localhost and --host itself
+    # (api/guard.py: a foreign name is how a DNS-rebinding page reaches a local port).
+    # "*.example.com" matches its subdomains; "*" any name.
+    allowed_hosts: tuple[str, ...] = ()
+    # Web origins (scheme://host[:port]) whose pages may call the API, answered with CORS.
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _int_between("port", self.port, 0, 65535)
@@ -269,6 +375,47 @@ class ServerConfig:
             raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if not isinstance(self.metrics, bool):
             raise ConfigError("metrics", f"must be true or false, got {self.metrics!r}")
+        for name in ("header_timeout_s", "keepalive_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400:
+                raise ConfigError(name, f"must be a number of seconds greater than 0 and at most 86400, got {value!r}")
+        _int_between("max_connections", self.max_connections, 1, 1_000_000)
+        self._check_access()
+
+    def _check_access(self) -> None:
+        if self.auth is not None and self.auth not in AUTH_MODES:
+            raise ConfigError("auth", f"must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
+        credentials = tuple(self.credentials)
+        if any(not isinstance(c, Credential) for c in credentials):
+            raise ConfigError("credentials", "must be Credential(access_key, secret_key) values")
+        keys = [c.access_key for c in credentials]
+        if len(set(keys)) != len(keys):
+            raise ConfigError("credentials", "an access key id is given twice")
+        object.__setattr__(self, "credentials", credentials)
+        if self.auth == "sigv4" and not credentials:
+            raise ConfigError("credentials", "--auth sigv4 needs at least one KEY:SECRET")
+        if credentials and self.auth != "sigv4":
+            raise ConfigError("credentials", "are only checked with --auth sigv4; add it (or drop the credentials)")
+        if not isinstance(self.unsigned_metrics, bool):
+            raise ConfigError("unsigned_metrics", f"must be true or false, got {self.unsigned_metrics!r}")
+        object.__setattr__(self, "allowed_hosts", _host_names(tuple(self.allowed_hosts)))
+        object.__setattr__(self, "allowed_origins", _origins(tuple(self.allowed_origins)))
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        return self.auth or "none"
+
+    def exposure_problem(self) -> str | None:
+        """Why serving with these settings must not start, if it must not: an address other
+        than loopback with no authentication that was asked for."""
+        if self.auth is not None or is_loopback(self.host):
+            return None
+        return (
+            f"--host {self.host} is not a loopback address: anyone who can reach the port could create "
+            "functions and run code on this machine. Give --auth sigv4 with --credentials KEY:SECRET "
+            "(or LAMBDA_SCHEDULER_AUTH / LAMBDA_SCHEDULER_CREDENTIALS), or --auth none to serve without "
+            "authentication anyway."
+        )
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

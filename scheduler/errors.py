@@ -140,6 +140,36 @@ class ResourceNotFound(SchedulerError, LookupError):
         return {"Type": self.kind, "Message": self.message}
 
 
+class FunctionInOtherRegion(FunctionNotFound):
+    """404: an ARN names another region; Lambda answers ResourceNotFoundException "Functions
+    from 'eu-west-1' are not reachable in this region ('us-east-1')"."""
+
+    def __init__(self, region: str, local_region: str) -> None:
+        SchedulerError.__init__(self, f"Functions from '{region}' are not reachable in this region ('{local_region}')")
+        self.arn = ""
+        self.region = region
+
+
+class AccessDenied(SchedulerError, PermissionError):
+    """403 (unmodeled AccessDeniedException): e.g. an ARN naming another account's function,
+    which no resource-based policy here can let this account use."""
+
+    code = "AccessDeniedException"
+    status = 403
+    kind = "User"
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
+class RequestTimeout(SchedulerError):
+    """408: the client stopped sending a request body part-way (no data for too long)."""
+
+    code = "RequestTimeoutException"
+    status = 408
+    kind = "User"
+
+
 class ProvisionedConcurrencyConfigNotFound(SchedulerError, LookupError):
     code = "ProvisionedConcurrencyConfigNotFoundException"
     status = 404
@@ -171,6 +201,61 @@ class InternalError(SchedulerError):
 
     def body(self) -> dict[str, Any]:
         return {"Type": self.kind, "Message": self.message}
+
+
+# --- refusals before any handler: api/guard.py (browsers), api/auth.py (SigV4) -------------
+
+
+class BrowserRequestRefused(SchedulerError):
+    """403: what a browser page sends (a foreign Host or Origin), refused by api/guard.py."""
+
+    code = "AccessDeniedException"
+    status = 403
+    kind = "User"
+
+
+class AuthError(SchedulerError):
+    """403: a request without a valid AWS Signature Version 4 (``--auth sigv4``), with the
+    codes and wording AWS answers with, so SDKs raise the exception they raise against AWS."""
+
+    status = 403
+    kind = "User"
+
+
+class MissingAuthenticationToken(AuthError):
+    code = "MissingAuthenticationTokenException"
+
+    def __init__(self, message: str = "Missing Authentication Token") -> None:
+        super().__init__(message)
+
+
+class IncompleteSignature(AuthError):
+    """The Authorization header is there but cannot be read as SigV4."""
+
+    code = "IncompleteSignatureException"
+
+
+class UnrecognizedClient(AuthError):
+    code = "UnrecognizedClientException"
+
+    def __init__(self, message: str = "The security token included in the request is invalid.") -> None:
+        super().__init__(message)
+
+
+class InvalidSignature(AuthError):
+    code = "InvalidSignatureException"
+
+    MISMATCH = (
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+        "Access Key and signing method. Consult the service documentation for details."
+    )
+
+
+class LengthRequired(AuthError):
+    """411: a signed request must say its length (its body is read whole to check its hash)."""
+
+    code = "LengthRequiredException"
+    status = 411
 
 
 def constraint_violation(value: object, member: str, constraint: str) -> ValidationError:

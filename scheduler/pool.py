@@ -190,6 +190,7 @@ class Pool:
         zygote = self.ctx.zygote
         if not zygote.alive:
             await zygote.ensure_running()
+        await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
         env = Environment(self, provisioned, logs.log_stream_name())
         self.environments.add(env)
         env._exited.add_done_callback(lambda _: self._forget(env))

@@ -90,10 +90,10 @@ class IsolationSpec(msgspec.Struct, omit_defaults=True):
     """What the child applies to itself before user code runs (scheduler.isolation.child)."""
 
     cgroup_procs: list[str] = []  # cgroup.procs files to enter
-    tmp_mb: int = 0  # > 0: a mount namespace with private tmpfs on /tmp, /var/tmp, /dev/shm
-    uid: int = -1  # >= 0: drop to this uid/gid (and no new privileges)
+    tmp_mb: int = 0  # > 0: a mount namespace: private /tmp, /var/tmp, /dev/shm and a private view (isolation.view)
+    uid: int = -1  # >= 0: drop to this uid/gid
     gid: int = -1
-    keep_read_search: bool = False  # keep CAP_DAC_READ_SEARCH after dropping (see isolation.user)
+    drop_capabilities: bool = False  # clear every capability set, then no new privileges
     address_space_bytes: int = 0  # RLIMIT_AS, the fallback's backstop for memory
     max_processes: int = 0  # RLIMIT_NPROC, the fallback's pids limit
     oom_on_memory_error: bool = False  # fallback: a MemoryError is the memory limit: report OOM

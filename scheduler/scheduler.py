@@ -259,8 +259,14 @@ class Scheduler:
 
     # --- invoke ---------------------------------------------------------------------------
 
-    def resolve(self, function_name: str, qualifier: str | None = None) -> FunctionState:
-        name, qualifier = arn.parse_function_name(function_name, qualifier)
+    def resolve(
+        self, function_name: str, qualifier: str | None = None, *, action: str = "lambda:InvokeFunction"
+    ) -> FunctionState:
+        """The function a name, ARN or partial ARN names; an ARN of another region or account
+        is refused as Lambda refuses it (``action`` is the IAM action named in that error)."""
+        ref = arn.parse(function_name, qualifier)
+        arn.check_reachable(ref, self.settings.region, self.settings.account_id, action)
+        name, qualifier = ref.name, ref.qualifier
         fn = self._functions.get(name)
         if fn is None or qualifier not in (None, "$LATEST"):
             raise FunctionNotFound(self.settings.function_arn(name, qualifier))

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from . import connections
 from .api import init_app
 from .config import SchedulerConfig, ServerConfig
 from .scheduler import Scheduler
@@ -44,6 +45,33 @@ def setup_logging(level: str, stream: TextIO = sys.stderr) -> None:
     function_log.propagate = False
 
 
+def make_runner(
+    app: web.Application,
+    server_config: ServerConfig,
+    *,
+    shutdown_timeout: float = 30.0,
+    access_log: logging.Logger | None = None,
+) -> web.AppRunner:
+    """The runner of ``serve``, with its keep-alive limit (connections.py adds the others)."""
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout,
+        access_log=access_log,
+        keepalive_timeout=server_config.keepalive_timeout_s,
+    )
+
+
+async def start_site(runner: web.AppRunner, server_config: ServerConfig) -> connections.ConnectionGuard:
+    """Set the runner up, guard its connections (header deadline, cap), start listening."""
+    await runner.setup()
+    assert runner.server is not None
+    guarded = connections.guard(runner.server, server_config.header_timeout_s, server_config.max_connections)
+    site = web.TCPSite(runner, server_config.host, server_config.port)
+    await site.start()
+    return guarded
+
+
 async def serve(
     template: Template,
     scheduler_config: SchedulerConfig,
@@ -54,17 +82,13 @@ async def serve(
     scheduler = Scheduler(template.functions, config=scheduler_config)
     app = init_app(scheduler, server_config, event_configs=template.event_configs)
     access_log = logging.getLogger("aiohttp.access") if server_config.log_level == "debug" else None
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=scheduler_config.drain_timeout_s, access_log=access_log
-    )
+    runner = make_runner(app, server_config, shutdown_timeout=scheduler_config.drain_timeout_s, access_log=access_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, server_config.host, server_config.port)
-        await site.start()
+        await start_site(runner, server_config)
         ready(url_of(runner, server_config.host))
         await stop.wait()
         log.info("stopping: finishing in-flight invocations")

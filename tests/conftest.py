@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,21 @@ FUNCTIONS = Path(__file__).parent / "functions"
 FAST = {"init_timeout_s": 2.0, "shutdown_timeout_s": 0.5, "drain_timeout_s": 5.0}
 
 
+# Files a test shares with handlers: pytest's own temporary directories live in a 0700
+# folder, which environments (another uid, no capability) can neither search nor see.
+_SHARED = _test_tmp() / "shared"
+
+
 @pytest.fixture
-def tmp_path(tmp_path: Path) -> Path:
-    """pytest's tmp_path, writable by the unprivileged users handlers run as (when the
-    tests run as root, each function gets its own uid)."""
-    tmp_path.chmod(0o777)
-    return tmp_path
+def tmp_path() -> Iterator[Path]:
+    """A fresh directory that the unprivileged users handlers run as can reach and write
+    (when the tests run as root, each function gets its own uid); removed after the test."""
+    _SHARED.mkdir(exist_ok=True)
+    _SHARED.chmod(0o711)  # reachable by name, not listable
+    path = Path(tempfile.mkdtemp(prefix="t-", dir=_SHARED))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def fn(name: str, handler: str, **kwargs: Any) -> FunctionConfig:
@@ -63,6 +73,20 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 
 MakeScheduler = Callable[..., Awaitable[Scheduler]]
+
+
+async def _bounded(step: Awaitable[None], timeout: float, what: Callable[[], str]) -> None:
+    """A teardown step under its own limit, failing with what was still in progress: a hang
+    on an idle uvloop loop is not interrupted by pytest-timeout's signal, so it is bounded here
+    (and the thread method, in pyproject.toml, ends the run as a last resort)."""
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        pytest.fail(f"teardown did not finish in {timeout:.0f} s: {what()}")
+
+
+def _environments(s: Scheduler) -> list[str]:
+    return [repr(env) + f" kill_reason={env.kill_reason!r}" for fn in s.functions.values() for env in fn.pool.environments]
 
 
 @pytest.fixture
@@ -78,7 +102,7 @@ async def make_scheduler() -> AsyncIterator[MakeScheduler]:
 
     yield make
     for s in created:
-        await s.stop()
+        await _bounded(s.stop(), 30.0, lambda s=s: f"Scheduler.stop: environments {_environments(s)}")
     leftover = wait_gone(zygote_family(), timeout=5.0)
     assert not leftover, f"processes left behind: {sorted(leftover)}"
     assert not cgroup_leftovers(), f"cgroups left behind: {cgroup_leftovers()}"
@@ -158,4 +182,4 @@ async def make_server(make_scheduler: MakeScheduler, tmp_path: Path) -> AsyncIte
 
     yield make
     for server in servers:
-        await server.close()
+        await _bounded(server.close(), 30.0, lambda: "closing the test server")

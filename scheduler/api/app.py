@@ -1,6 +1,8 @@
 """The aiohttp application: ``init_app(scheduler, settings)``, used by the server and the tests.
 
     request ─► lambda_errors (request id, errors → Lambda's error responses)
+            ─► guard (guard.py: refuse a foreign Host or Origin — what browser pages send)
+            ─► sigv4 (auth.py: only with --auth sigv4; no middleware at all otherwise)
             ─► health · invoke · functions · concurrency · event_config  (one module per group)
             ─► GET /metrics (observability.py: Prometheus text from the server's own registry)
 
@@ -17,17 +19,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ..config import ServerConfig
 from ..dispatcher import EventDispatcher
+from ..errors import ConfigError
 from ..events import EventInvokeConfig, EventQueue, EventStore
 from ..scheduler import Scheduler
 from . import concurrency, event_config, functions, health, invoke, observability
 from .catalog import Catalog
 from .codestore import CodeStore
 from .errors import lambda_errors
-from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, SCHEDULER, SETTINGS, STATE, ServerState
+from .guard import add_cors, guard_middleware
+from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, REFUSALS, SCHEDULER, SETTINGS, STATE, ServerState
 from .observability import OBSERVABILITY, Observability
+from .refusals import Refusals
 
 
 def init_app(
@@ -42,7 +48,12 @@ def init_app(
     settings = settings or ServerConfig()
     # Bodies are read by params.read_body under each operation's own limit; this only keeps
     # aiohttp's default (1 MiB) out of the way.
-    app = web.Application(middlewares=[lambda_errors], client_max_size=functions.CODE_REQUEST_LIMIT + 1)
+    refusals = Refusals()
+    app = web.Application(
+        middlewares=_middlewares(settings, refusals), client_max_size=functions.CODE_REQUEST_LIMIT + 1
+    )
+    add_cors(app, settings)
+    app[REFUSALS] = refusals
     queue = EventQueue(event_store)
     app[SCHEDULER] = scheduler
     app[SETTINGS] = settings
@@ -60,6 +71,20 @@ def init_app(
     if settings.metrics:
         app.add_routes(observability.routes)  # GET /metrics (Prometheus)
     return app
+
+
+def _middlewares(settings: ServerConfig, refusals: Refusals) -> list[Middleware]:
+    """Outermost first: lambda_errors turns the guards' refusals into Lambda's responses."""
+    middlewares = [lambda_errors, guard_middleware(settings, refusals)]
+    if settings.auth_mode == "sigv4":
+        try:
+            from .auth import sigv4_middleware  # botocore: needed only to check signatures
+        except ImportError as exc:
+            raise ConfigError(
+                "auth", f"sigv4 needs botocore ({exc}): pip install 'lambda-scheduler[sigv4]' (or boto3)"
+            ) from None
+        middlewares.append(sigv4_middleware(settings, refusals))
+    return middlewares
 
 
 async def _code_store(app: web.Application) -> AsyncIterator[None]:

@@ -1,7 +1,8 @@
 """Where uploaded code lives while the server runs.
 
-    CreateFunction / UpdateFunctionCode ─► CodeStore.unpack ─► <root>/<function>/<revision>/
-                                                                  └─ FunctionConfig.code_dir
+    CreateFunction / UpdateFunctionCode ─► upload_slot (one upload at a time, api/uploads.py)
+        ─► CodeStore.unpack_upload (a thread): base64 ─► <root>/.upload-<id>.zip ─► unpacked into
+           <root>/<function>/<revision>/ ─► FunctionConfig.code_dir
 
 The root is a private folder made at startup (inside ``ServerConfig.code_store_dir``) and
 removed at shutdown. Every upload gets a new revision folder, so environments still running
@@ -19,10 +20,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ..codezip import CodeInfo, unpack_zip
+from ..codezip import MAX_ZIPPED_BYTES, CodeInfo, unpack_zip_file
 from ..pool import Pool
+from ..zipupload import Base64Zip, decode_to_file
 
 log = logging.getLogger("lambda_scheduler.api")
+
+# Uploads read, decoded and unpacked at once: each holds its request body (up to 70 MB) while
+# it is processed, so one at a time bounds the memory, and keeps a single thread competing
+# with the event loop for the GIL.
+UPLOAD_SLOTS = 1
 
 
 class CodeStore:
@@ -30,6 +37,7 @@ class CodeStore:
         self.parent = parent
         self._root: Path | None = None
         self._removals: set[asyncio.Task[None]] = set()
+        self.upload_slot = asyncio.Semaphore(UPLOAD_SLOTS)  # held from reading the body to unpacking
 
     @property
     def root(self) -> Path:
@@ -49,11 +57,23 @@ class CodeStore:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
 
-    async def unpack(self, function_name: str, data: bytes) -> tuple[Path, CodeInfo]:
-        """Unpack a zip into a new revision folder (in a thread: archives can be large)."""
+    async def unpack_upload(self, function_name: str, source: Base64Zip) -> tuple[Path, CodeInfo]:
+        """Decode an uploaded ZipFile to a file, free the request body, unpack the file into a
+        new revision folder; all in a thread."""
         dest = self.root / function_name / uuid.uuid4().hex
-        info = await asyncio.to_thread(unpack_zip, data, dest)
+        info = await asyncio.to_thread(self._decode_and_unpack, source, dest)
         return dest, info
+
+    def _decode_and_unpack(self, source: Base64Zip, dest: Path) -> CodeInfo:
+        staged = self.root / f".upload-{uuid.uuid4().hex}.zip"
+        try:
+            info = decode_to_file(source, staged, MAX_ZIPPED_BYTES)
+            source.release()  # the request body is not needed any more
+            unpack_zip_file(staged, dest)
+        finally:
+            source.release()
+            staged.unlink(missing_ok=True)
+        return info
 
     def discard(self, path: Path) -> None:
         """A revision that never ran (its function could not be created or updated)."""

@@ -1,5 +1,6 @@
 """``GET /health``: one JSON answer for load balancers and scripts — 200 while serving, 503
-once shutdown has begun — with the counts worth a glance."""
+once shutdown has begun — with the counts worth a glance. Open even with ``--auth sigv4``
+(probes cannot sign); the Host / Origin guard still applies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .keys import EVENT_QUEUE, SCHEDULER, STATE
+from .keys import EVENT_QUEUE, REFUSALS, SCHEDULER, STATE
 
 routes = web.RouteTableDef()
 
@@ -29,5 +30,7 @@ async def health(request: web.Request) -> web.Response:
         "in_flight": scheduler.admission.in_flight,
         "environments": environments,
         "events": request.app[EVENT_QUEUE].stats(),
+        # Requests refused before any handler (api/guard.py, api/auth.py), by reason.
+        "refused": request.app[REFUSALS].snapshot(),
     }
     return web.json_response(body, status=503 if stopping else 200)

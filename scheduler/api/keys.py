@@ -17,6 +17,7 @@ from ..events import EventQueue
 from ..scheduler import Scheduler
 from .catalog import Catalog
 from .codestore import CodeStore
+from .refusals import Refusals
 
 
 @dataclass
@@ -32,6 +33,7 @@ CODE_STORE = web.AppKey("code_store", CodeStore)
 EVENT_QUEUE = web.AppKey("event_queue", EventQueue)
 DISPATCHER = web.AppKey("dispatcher", EventDispatcher)
 STATE = web.AppKey("state", ServerState)
+REFUSALS = web.AppKey("refusals", Refusals)  # what api/guard.py and api/auth.py refused
 
 # The id of the request being served: the x-amzn-RequestId of its response and, for an
 # invocation, the handler's context.aws_request_id.

@@ -8,7 +8,7 @@ chunked body is counted as it arrives.
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +29,7 @@ from .keys import SCHEDULER
 # After a chunked body passes its limit, read on only this far to report its size.
 _COUNT_CAP = 64 * 1024 * 1024
 _decode = msgspec.json.decode
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
 
 
 async def read_body(request: web.Request, limit: int, too_large: Callable[[int], SchedulerError]) -> bytes:
@@ -56,34 +57,53 @@ async def _count_rest(request: web.Request, size: int) -> int:
     return size
 
 
-def parse_error(exc: Exception) -> InvalidRequestContent:
+def parse_error(exc: Exception | str) -> InvalidRequestContent:
     return InvalidRequestContent(f"Could not parse request body into json: Could not parse payload into json: {exc}")
+
+
+# msgspec (like json) recurses once per nesting level under Python's recursion limit, so JSON
+# nested about 950 levels deep or more cannot be parsed here: that is a bad request, not a 500.
+TOO_DEEP = "JSON is nested too deeply (maximum recursion depth exceeded)"
+
+
+def decode_json(body: bytes | bytearray | memoryview) -> Any:
+    """The parsed JSON, or Lambda's InvalidRequestContentException."""
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as exc:
+        raise parse_error(exc) from None
+    except RecursionError:
+        raise parse_error(TOO_DEEP) from None
 
 
 def check_json(body: bytes) -> None:
     """An invoke payload must be JSON (an empty body counts as ``{}``, as on Lambda)."""
     if body:
-        try:
-            _decode(body)
-        except msgspec.DecodeError as exc:
-            raise parse_error(exc) from None
+        decode_json(body)
 
 
 async def read_json_object(request: web.Request, limit: int, operation: str) -> dict[str, Any]:
     """The JSON object body of a management operation (empty: ``{}``)."""
-    body = await read_body(request, limit, lambda size: _request_too_large(limit, operation))
-    if not body.strip():
+    body = await read_body(request, limit, lambda size: request_too_large(limit, operation))
+    return json_object(body)
+
+
+def has_content(body: bytes | bytearray | memoryview) -> bool:
+    """Anything but blanks (an empty management body counts as ``{}``)."""
+    return _NOT_BLANK.search(body) is not None  # no copy, unlike body.strip() on a 64 MB body
+
+
+def json_object(body: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """A management body's JSON object; an empty (or all-blank) body is ``{}``."""
+    if not has_content(body):
         return {}
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise parse_error(exc) from None
+    data = decode_json(body)
     if not isinstance(data, dict):
         raise InvalidRequestContent("Could not parse request body into json: expected a JSON object")
     return data
 
 
-def _request_too_large(limit: int, operation: str) -> SchedulerError:
+def request_too_large(limit: int, operation: str) -> SchedulerError:
     return RequestTooLarge(f"Request must be smaller than {limit} bytes for the {operation} operation")
 
 
@@ -92,21 +112,46 @@ def _request_too_large(limit: int, operation: str) -> SchedulerError:
 
 def function(request: web.Request) -> FunctionState:
     """The function named in the path (a name, ARN or partial ARN) and ``?Qualifier=``."""
-    return request.app[SCHEDULER].resolve(request.match_info["name"], request.query.get("Qualifier"))
+    return request.app[SCHEDULER].resolve(
+        request.match_info["name"], request.query.get("Qualifier"), action=_action(request)
+    )
+
+
+# IAM actions whose name is not the route handler's name in CamelCase.
+_ACTIONS = {
+    "invoke": "InvokeFunction",
+    "put_provisioned_concurrency": "PutProvisionedConcurrencyConfig",
+    "get_provisioned_concurrency": "GetProvisionedConcurrencyConfig",
+    "delete_provisioned_concurrency": "DeleteProvisionedConcurrencyConfig",
+    "put_event_invoke_config": "PutFunctionEventInvokeConfig",
+    "update_event_invoke_config": "UpdateFunctionEventInvokeConfig",
+    "get_event_invoke_config": "GetFunctionEventInvokeConfig",
+    "delete_event_invoke_config": "DeleteFunctionEventInvokeConfig",
+    "list_event_invoke_configs": "ListFunctionEventInvokeConfigs",
+}
+
+
+def _action(request: web.Request) -> str:
+    """The IAM action of the request's operation, as an AccessDeniedException names it."""
+    handler = getattr(request.match_info.route.handler, "__name__", "invoke")
+    return "lambda:" + _ACTIONS.get(handler, "".join(part.capitalize() for part in handler.split("_")))
 
 
 def qualifier(request: web.Request) -> str | None:
     return arn.parse_function_name(request.match_info["name"], request.query.get("Qualifier"))[1]
 
 
-def function_name(value: Any) -> str:
-    """A FunctionName given in a body (CreateFunction): a name or an unqualified ARN."""
+def function_name(request: web.Request, value: Any) -> str:
+    """A FunctionName given in a body (CreateFunction): a name or an unqualified ARN of this
+    region and account."""
     if not isinstance(value, str) or not value:
         raise constraint_violation(value, "functionName", "Member must not be null")
-    name, qual = arn.parse_function_name(value)
-    if qual is not None:
+    ref = arn.parse(value)
+    settings = request.app[SCHEDULER].settings
+    arn.check_reachable(ref, settings.region, settings.account_id, "lambda:CreateFunction")
+    if ref.qualifier is not None:
         raise InvalidParameterValue(f"A function name cannot have a qualifier here: {value}")
-    return name
+    return ref.name
 
 
 # --- typed fields, with Lambda's validation messages ------------------------------------------

@@ -3,7 +3,8 @@ one :class:`EnvResources` per environment.
 
     Scheduler.start ─► Isolation.start: probe the host, pick the strongest mechanism for each
                        resource (or the fallback when forced), report the choice
-    Pool.start_environment ─► Isolation.allocate(config) ─► EnvResources
+    Pool.start_environment ─► Isolation.prepare(config): the function's uid lease (uids)
+                           ─► Isolation.allocate(config) ─► EnvResources
          .spec      what the child applies to itself (scheduler.isolation.child)
          .environ   extra variables (TMPDIR in the fallback)
          .on_ready  the CPU quota, once Init is done (Lambda's Init is not throttled by memory)
@@ -27,6 +28,7 @@ from ..protocol import IsolationSpec
 from .cgroups import CgroupSet, CgroupTree
 from .fallback import ADDRESS_SPACE_HEADROOM, MemoryWatchdog, TmpDirs, tree_bytes, user_task_count
 from .probe import HostCapabilities, probe
+from .uids import UidLeases
 
 log = logging.getLogger("lambda_scheduler.isolation")
 
@@ -40,14 +42,20 @@ def cpu_cores(memory_mb: int, host_cores: int) -> float:
     return min(float(host_cores), memory_mb / ONE_VCPU_MB)
 
 
+def readable_by_others(path: Path) -> bool:
+    """Do ``path``'s own mode bits let a user with no groups in common read it (and search it,
+    for a directory)? Missing paths count as readable: nothing there to need."""
+    try:
+        st = path.resolve().stat()
+    except OSError:
+        return True
+    return bool(st.st_mode & stat.S_IROTH) and (not stat.S_ISDIR(st.st_mode) or bool(st.st_mode & stat.S_IXOTH))
+
+
 def reachable_by_others(path: Path) -> bool:
     """Can a user with no groups in common read ``path`` (search every ancestor, read it)?"""
-    try:
-        path = path.resolve()
-        st = path.stat()
-    except OSError:
-        return True  # nothing there to protect or to need
-    if not st.st_mode & stat.S_IROTH or (stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH):
+    path = path.resolve()
+    if not readable_by_others(path):
         return False
     for parent in path.parents:
         try:
@@ -125,8 +133,10 @@ class Isolation:
         self.watchdog: MemoryWatchdog | None = None
         self.mechanisms: dict[str, str] = {}
         self.reasons: list[str] = []
-        self._uids: dict[str, int] = {}
-        self._keep_read_search: dict[str, bool] = {}
+        self.leases: UidLeases | None = None
+        self._leasing: dict[str, asyncio.Future[int]] = {}
+        self._checked: set[tuple[str, ...]] = set()  # (function, code, layers...) checked for the sandbox uid
+        self._readable: dict[str, bool] = {}  # path -> readable by the sandbox uids (the shared ones recur)
         self._uid_tasks = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -156,6 +166,10 @@ class Isolation:
             self.tmpdirs = TmpDirs(self.settings.state_dir)
             self.tmpdirs.open()
         self.mechanisms = self._describe(forced)
+        if self.mechanisms["user"] == "uid-per-function":
+            assert self.settings.sandbox_uid_base is not None
+            self.leases = UidLeases(self.settings.sandbox_uid_base)
+            await asyncio.to_thread(self.leases.open)
         log.info(
             "isolation: %s%s",
             ", ".join(f"{k}={v}" for k, v in self.mechanisms.items()),
@@ -181,7 +195,7 @@ class Isolation:
         if os.geteuid() != 0:
             return "unchanged"
         if self.settings.sandbox_uid_base is None:
-            return "unchanged"
+            return "root-without-capabilities"
         return "uid-per-function"
 
     def describe(self) -> dict[str, str]:
@@ -193,12 +207,17 @@ class Isolation:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        contained = self.cgroups is not None  # then nothing an environment forked outlives it
         if self.cgroups is not None:
             await asyncio.to_thread(self.cgroups.close)
             self.cgroups = None
         if self.tmpdirs is not None:
             self.tmpdirs.close()
             self.tmpdirs = None
+        if self.leases is not None:
+            # Last: every environment (and, with cgroups, all they forked) is gone by now.
+            self.leases.close(clean=contained)
+            self.leases = None
 
     async def _watch(self) -> None:
         """The fallback's memory watchdog, and its refresh of the user's process count."""
@@ -230,38 +249,62 @@ class Isolation:
         elif self.tmpdirs is not None:
             res.tmp_dir = self.tmpdirs.new()
             res.environ["TMPDIR"] = str(res.tmp_dir)
-        if self.mechanisms.get("user") == "uid-per-function":
+        user = self.mechanisms.get("user")
+        if user in ("uid-per-function", "root-without-capabilities"):
+            spec.drop_capabilities = True
+        if user == "uid-per-function":
             spec.uid = spec.gid = self._uid_for(config.name)
-            spec.keep_read_search = self._needs_read_search(config, base_path)
+            self._check_paths(config, base_path, spec.uid)
             if res.tmp_dir is not None:
                 os.chown(res.tmp_dir, spec.uid, spec.gid)
         return res
 
-    def _uid_for(self, function: str) -> int:
-        uid = self._uids.get(function)
-        if uid is None:
-            assert self.settings.sandbox_uid_base is not None
-            uid = self._uids[function] = self.settings.sandbox_uid_base + len(self._uids)
-        return uid
+    async def prepare(self, config: FunctionConfig) -> None:
+        """Before ``allocate``: lease the function's uid if it has none yet — in a thread,
+        since making sure no process still runs as it scans /proc."""
+        if self.leases is None or self.leases.get(config.name) is not None:
+            return
+        pending = self._leasing.get(config.name)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self.leases.lease, config.name))
+            self._leasing[config.name] = pending
+            pending.add_done_callback(lambda _: self._leasing.pop(config.name, None))
+        await asyncio.shield(pending)
 
-    def _needs_read_search(self, config: FunctionConfig, base_path: list[str]) -> bool:
-        """Whether the sandbox user needs CAP_DAC_READ_SEARCH to read the interpreter, its
-        packages or the function's code (e.g. Python installed under /root)."""
-        cached = self._keep_read_search.get(config.name)
-        if cached is not None:
-            return cached
-        paths = [Path(str(config.code_dir)), *map(Path, map(str, config.layers)), *map(Path, base_path)]
-        blocked = next((p for p in paths if p.exists() and not reachable_by_others(p)), None)
+    def _uid_for(self, function: str) -> int:
+        assert self.leases is not None
+        uid = self.leases.get(function)
+        return uid if uid is not None else self.leases.lease(function)  # not prepared: lease here
+
+    def _check_paths(self, config: FunctionConfig, base_path: list[str], uid: int) -> None:
+        """Warn, once per function and code, about a path its environments need but cannot
+        read: they hold no capability. With a mount namespace only the path's own mode matters
+        (closed ancestors are replaced in the environment's view); without one, theirs too."""
+        key = (config.name, str(config.code_dir), *map(str, config.layers))
+        if key in self._checked:
+            return
+        self._checked.add(key)
+        readable = readable_by_others if self.namespaces else reachable_by_others
+
+        def ok(path: str) -> bool:
+            known = self._readable.get(path)
+            if known is None:
+                known = self._readable[path] = readable(Path(path))
+            return known
+
+        paths = [str(config.code_dir), *map(str, config.layers), *base_path]
+        blocked = next((p for p in paths if not ok(p)), None)
         if blocked is not None:
             log.warning(
-                "function %s: %s is not readable by other users; its environments run as uid %d "
-                "keeping only the capability to read files (CAP_DAC_READ_SEARCH)",
+                "function %s: %s is not readable by other users, and its environments run as uid %d "
+                "with no capability: give it o+rX%s",
                 config.name,
                 blocked,
-                self._uid_for(config.name),
+                uid,
+                " (the folders above it can stay private)"
+                if self.namespaces
+                else " and make its folders searchable (o+x)",
             )
-        self._keep_read_search[config.name] = blocked is not None
-        return blocked is not None
 
 
 def interpreter_path() -> list[str]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import uvloop
 
+from ..config import Credential, parse_credentials
+from ..errors import ConfigError
 from .arrivals import ClosedLoop, OpenLoop, Stage, parse_duration
 from .config import LoadConfig, LoadConfigError
 from .plots import PlotsUnavailable, plot_all
@@ -30,6 +32,7 @@ from .runner import run_load
 from .workload import Target, WorkloadError, encode, read_payloads
 
 ENDPOINT_ENV = "LAMBDA_SCHEDULER_ENDPOINT_URL"
+CREDENTIALS_ENV = "LAMBDA_SCHEDULER_CREDENTIALS"  # the server's own variable: one for both ends
 
 
 class LoadUsageError(Exception):
@@ -90,6 +93,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress", choices=("auto", "on", "off"), default="auto", help="live line (auto: when stdout is a terminal)"
     )
+    add_signing(parser)
+
+
+def add_signing(parser: argparse.ArgumentParser) -> None:
+    """``--credentials`` / ``--region``: sign each request, for a server run with --auth sigv4."""
+    parser.add_argument(
+        "--credentials",
+        metavar="KEY:SECRET",
+        help=f"sign requests (AWS Signature Version 4) with this access key, for a server run with --auth sigv4 "
+        f"(default: the first of {CREDENTIALS_ENV}, if set; otherwise requests are not signed)",
+    )
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        help="region in the signature's scope (default: AWS_REGION, AWS_DEFAULT_REGION or us-east-1)",
+    )
+
+
+def credential(args: argparse.Namespace) -> Credential | None:
+    """The access key a client signs with: --credentials, else the server's own variable."""
+    given, source = args.credentials, "--credentials"
+    if given is None:
+        given, source = os.environ.get(CREDENTIALS_ENV), CREDENTIALS_ENV
+    if not given:
+        return None
+    try:
+        found = parse_credentials(given)
+    except ConfigError as exc:
+        raise LoadUsageError(f"{source}: {exc.message.split(': ', 1)[-1]}") from None
+    if not found:
+        raise LoadUsageError(f"{source}: expected KEY:SECRET")
+    return found[0]
 
 
 def _arrivals(args: argparse.Namespace) -> OpenLoop | ClosedLoop:
@@ -128,6 +163,8 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
             verify_field=args.verify_echo,
             seed=args.seed,
             interval_s=args.interval,
+            credentials=credential(args),
+            region=args.region,
         )
     except (LoadConfigError, WorkloadError, ValueError) as exc:
         raise LoadUsageError(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..config import Credential
 from .arrivals import Arrivals, ClosedLoop, OpenLoop
 from .workload import Target
 
@@ -28,6 +29,9 @@ class LoadConfig:
     verify_field: str | None = None  # echo check: the field that carries each request's token
     seed: int | None = None
     interval_s: float = 1.0
+    # Sign each request (AWS Signature Version 4) with this key, for a server with --auth sigv4.
+    credentials: Credential | None = None
+    region: str = "us-east-1"  # of the signature's scope
 
     def __post_init__(self) -> None:
         if not self.targets:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from .arrivals import OpenLoop
-from .client import Invoker, Outcome
+from .client import Invoker, Outcome, Sign
 from .config import LoadConfig
 from .recorder import Interval, Recorder
 from .selfcheck import LoopProbe, Usage, Verdict, assess
@@ -88,7 +88,11 @@ class Runner:
             connector=connector, timeout=timeout, skip_auto_headers=("Accept-Encoding",)
         ) as session:
             invoker = Invoker(
-                session, self.config.endpoint, tail=self.config.tail, verify_field=self.config.verify_field
+                session,
+                self.config.endpoint,
+                tail=self.config.tail,
+                verify_field=self.config.verify_field,
+                sign=self._signer(),
             )
             begin = Usage()
             self._started = begin.wall
@@ -114,6 +118,14 @@ class Runner:
             in_flight_cap_hits=self._cap_hits,
         )
         return LoadResult(self.config, self.recorder, verdict, window, end.wall - self._started)
+
+    def _signer(self) -> Sign | None:
+        credential = self.config.credentials
+        if credential is None:
+            return None
+        from ..sigv4 import Signer  # botocore: only when signing
+
+        return Signer(credential.access_key, credential.secret_key, self.config.region).sign
 
     # --- dispatching ------------------------------------------------------------------------
 

@@ -46,14 +46,26 @@ def _wire_fds(log_fd: int) -> None:
     os.close(log_fd)
 
 
+def _close_inherited(keep: list[int]) -> None:
+    """Close every descriptor but ``keep``: one the zygote (or a preloaded module) left open
+    on a directory would let user code escape its view of the filesystem with openat()."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:  # closerange(0, 0) would close every descriptor (close_range(0, ~0))
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
 def become_environment(spawn: Spawn, fds: list[int], zygote_pid: int, base_path: list[str]) -> NoReturn:
     control_in, control_out, log_fd = fds
     os.setsid()
     die_with_parent(zygote_pid)
     _reset_signals()
     _wire_fds(log_fd)
+    _close_inherited([0, 1, 2, control_in, control_out])
     random.seed()  # the zygote's generator state is shared by every fork otherwise
-    enter_environment(spawn.isolation, zygote_pid, die_with_parent, [spawn.task_root, *spawn.sys_path, *base_path])
+    enter_environment(spawn.isolation, zygote_pid, die_with_parent, [spawn.task_root, *spawn.sys_path], base_path)
     runtime.oom_on_memory_error = spawn.isolation.oom_on_memory_error
     os.environ.clear()
     os.environ.update(spawn.environ)

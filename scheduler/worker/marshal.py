@@ -34,7 +34,9 @@ def decode_event(payload: bytes) -> Any:
         return {}
     try:
         return json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # Nesting deeper than the recursion limit allows is an unmarshal error too, as in
+        # Lambda's runtime (awslambdaric turns any exception of json.loads into one).
         raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from None
 
 

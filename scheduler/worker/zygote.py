@@ -27,6 +27,7 @@ import traceback
 
 import msgspec
 
+from ..isolation import child
 from ..protocol import Exited, Hello, Spawn, Spawned, SpawnFailed
 from . import bootstrap
 
@@ -176,6 +177,7 @@ def main(argv: list[str]) -> None:
     for module in ("scheduler.isolation.child", *preload):
         importlib.import_module(module)
     base_path = [p for p in sys.path if p and p != startup_dir]
+    child.view_planner(base_path)  # what every environment's view needs, looked at once
     gc.collect()
     gc.freeze()  # keep the heap's pages shared with every fork instead of touched by the GC
     zygote = Zygote(socket.socket(fileno=sock_fd), base_path)

@@ -144,7 +144,7 @@ SETTINGS = (
         "scheduler",
         "sandbox_uid_base",
         _uid_base,
-        "as root, each function's environments run as uid BASE+n; 'none' keeps the server's user",
+        "as root, each function's environments run as the lowest free uid from BASE, leased host-wide; 'none' keeps uid 0 without capabilities",
         unset="none",
     ),
     Setting("--max-processes", "scheduler", "max_processes", int, "processes and threads per environment"),

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -153,6 +153,18 @@ def _check_environment(env: Mapping[str, str]) -> dict[str, str]:
     return checked
 
 
+def _paths(name: str, value: object) -> tuple[str, ...]:
+    """Absolute folder paths (relative ones taken from the working directory)."""
+    if isinstance(value, (str, os.PathLike)) or not isinstance(value, Iterable):
+        raise ConfigError(name, f"must be a sequence of paths, got {value!r}")
+    out = []
+    for item in value:
+        if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            raise ConfigError(name, f"must hold paths, got {item!r}")
+        out.append(os.path.abspath(os.fspath(item)))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
     """Settings of the scheduler as a whole. Defaults are Lambda's where Lambda has one."""
@@ -190,6 +202,14 @@ class SchedulerConfig:
     max_processes: int = 1024
     # Where the fallback's per-environment TMPDIRs go (default: the system temp dir).
     state_dir: str | None = None
+    # The filesystem view of environments (with a mount namespace; README "Security"). Folders
+    # hidden from every environment even when world-readable, but for what a function needs
+    # beneath them: the server adds its template's folder. Every function's code and layers
+    # and the scheduler's own source checkout are hidden from the others without being listed.
+    private_paths: tuple[str, ...] = ()
+    # Folders every environment sees as the host does (writable where modes allow), even inside
+    # a hidden one: where functions exchange files with the host (the tests' shared folder).
+    shared_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _int_between("account_concurrency", self.account_concurrency, 1, 1_000_000)
@@ -207,6 +227,8 @@ class SchedulerConfig:
         _int_between("max_processes", self.max_processes, 8, 1 << 22)
         if self.sandbox_uid_base is not None:
             _int_between("sandbox_uid_base", self.sandbox_uid_base, 1, (1 << 31) - 1 - 100_000)
+        for name in ("private_paths", "shared_paths"):
+            object.__setattr__(self, name, _paths(name, getattr(self, name)))
         if not re.fullmatch(r"\d{12}", self.account_id):
             raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
 

@@ -91,6 +91,8 @@ class IsolationSpec(msgspec.Struct, omit_defaults=True):
 
     cgroup_procs: list[str] = []  # cgroup.procs files to enter
     tmp_mb: int = 0  # > 0: a mount namespace: private /tmp, /var/tmp, /dev/shm and a private view (isolation.view)
+    hidden: list[str] = []  # the view's private roots, hidden even if world-readable (isolation.view.Layout)
+    shared: list[str] = []  # host folders the view shows as they are, writable where modes allow
     uid: int = -1  # >= 0: drop to this uid/gid
     gid: int = -1
     drop_capabilities: bool = False  # clear every capability set, then no new privileges

@@ -209,6 +209,7 @@ class Scheduler:
         fn = FunctionState(config, Pool(ctx, config), bucket, self.settings.function_arn(config.name))
         self.admission.set_reserved(fn, config.reserved_concurrency)
         self._functions[config.name] = fn
+        self.isolation.set_function(config.name, config)
         return fn.pool.ensure_provisioned()
 
     def add_function(self, config: FunctionConfig) -> None:
@@ -225,6 +226,7 @@ class Scheduler:
         changed = {f for f in old.__dataclass_fields__ if getattr(old, f) != getattr(config, f)}
         self.admission.set_reserved(fn, config.reserved_concurrency)
         fn.config = config
+        self.isolation.set_function(config.name, config)
         if changed - _LIMIT_FIELDS:
             old_pool, fn.pool = fn.pool, Pool(ctx, config)
             old_pool.retire_all()
@@ -238,6 +240,7 @@ class Scheduler:
         fn = self.get_function(name)
         self.admission.set_reserved(fn, None)
         del self._functions[name]
+        self.isolation.set_function(name, None)
         fn.pool.retire_all()
         self._retired_pools.add(fn.pool)
 

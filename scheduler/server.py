@@ -72,6 +72,12 @@ async def start_site(runner: web.AppRunner, server_config: ServerConfig) -> conn
     return guarded
 
 
+def settings_for(template: Template, scheduler_config: SchedulerConfig) -> SchedulerConfig:
+    """The settings to serve ``template`` with: its folder is a private root of every
+    environment's view, so a function sees nothing of it but its own code and layers."""
+    return scheduler_config.replace(private_paths=(*scheduler_config.private_paths, str(template.path.parent)))
+
+
 async def serve(
     template: Template,
     scheduler_config: SchedulerConfig,
@@ -79,7 +85,7 @@ async def serve(
     ready: Callable[[str], None],
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``ready(url)`` is called once requests are accepted."""
-    scheduler = Scheduler(template.functions, config=scheduler_config)
+    scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config))
     app = init_app(scheduler, server_config, event_configs=template.event_configs)
     access_log = logging.getLogger("aiohttp.access") if server_config.log_level == "debug" else None
     runner = make_runner(app, server_config, shutdown_timeout=scheduler_config.drain_timeout_s, access_log=access_log)

@@ -49,6 +49,9 @@ FAST = {"init_timeout_s": 2.0, "shutdown_timeout_s": 0.5, "drain_timeout_s": 5.0
 # Files a test shares with handlers: pytest's own temporary directories live in a 0700
 # folder, which environments (another uid, no capability) can neither search nor see.
 _SHARED = _test_tmp() / "shared"
+# ...and inside the checkout, which environments do not see (it is the scheduler's source):
+# made a shared path of every scheduler the fixtures start (SchedulerConfig.shared_paths).
+SHARED_PATHS = (str(_SHARED),)
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ async def make_scheduler() -> AsyncIterator[MakeScheduler]:
     created: list[Scheduler] = []
 
     async def make(*functions: FunctionConfig, **settings: Any) -> Scheduler:
-        s = Scheduler(functions, **{**FAST, **settings})
+        s = Scheduler(functions, **{**FAST, "shared_paths": SHARED_PATHS, **settings})
         created.append(s)
         await s.start()
         return s

@@ -18,8 +18,13 @@ from typing import Any
 import pytest
 
 from scheduler import FunctionConfig, Scheduler
+from scheduler.config import SchedulerConfig
+from scheduler.isolation import view
+from scheduler.isolation.manager import Isolation
+from scheduler.server import settings_for
+from scheduler.template import load_template
 
-from .conftest import FUNCTIONS, MakeScheduler, MakeServer, aws, fn
+from .conftest import FUNCTIONS, SHARED_PATHS, MakeScheduler, MakeServer, aws, fn
 
 ROOT = os.geteuid() == 0
 ZERO = "0000000000000000"
@@ -224,3 +229,148 @@ def _zip(files: dict[str, str]) -> bytes:
             info.external_attr = (stat.S_IFREG | 0o600) << 16  # 0600 in the zip: made readable on unpack
             archive.writestr(info, text)
     return buffer.getvalue()
+
+
+# --- private roots: world-readable folders hidden all the same ------------------------------
+
+_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.11
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Properties: {FunctionName: a, CodeUri: a/, Handler: pkg.handlers.probe, Layers: [!Ref Layer]}
+  B:
+    Type: AWS::Serverless::Function
+    Properties: {FunctionName: b, CodeUri: b/, Handler: sandbox.probe}
+  Whole:
+    Type: AWS::Serverless::Function
+    Properties: {FunctionName: whole, CodeUri: ., Handler: sandbox.probe}
+  Layer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {ContentUri: layer/}
+"""
+
+
+def _open_project(tmp_path: Path) -> Path:
+    """The private tree's layout, but world-readable throughout (a project checkout), with a
+    real template and a third function whose code is the template's folder (CodeUri: .)."""
+    project = _private_tree(tmp_path)
+    project.chmod(0o755)
+    (project / "template.yaml").write_text(_TEMPLATE)
+    shutil.copy(FUNCTIONS / "sandbox.py", project / "sandbox.py")
+    for path in (project / "template.yaml", project / "sandbox.py"):
+        path.chmod(0o644)
+    return project
+
+
+@pytest.mark.timeout(60)
+async def test_a_world_readable_template_folder_shows_a_function_only_its_own_code(
+    make_scheduler: MakeScheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _open_project(tmp_path)
+    template = load_template(project / "template.yaml")
+    settings = settings_for(template, SchedulerConfig())  # what ``serve`` runs with
+    assert settings.private_paths == (str(project),)
+    # Only the template's folder hides here: neither the checkout (the scheduler's source,
+    # hidden on its own, tested below) nor the tests' shared folder (shown as it is).
+    monkeypatch.setattr(view, "source_checkout", lambda: None)
+    s = await make_scheduler(*template.functions, private_paths=settings.private_paths, shared_paths=())
+    _sandboxed(s)
+    secrets = [str(project / "template.yaml"), str(project / "a" / "secret.txt"), str(project / "b" / "secret.txt")]
+    event = {"read": secrets, "list": [str(project), str(project / "b")], "imports": ["layermod"]}
+    a = _json(await s.invoke("a", event))  # the dotted handler, from its package, with its layer
+    _no_capabilities(a["status"])
+    assert a["imports"]["layermod"] == str(project / "layer" / "python" / "layermod.py")
+    assert [a["read"][p] for p in secrets] == ["ENOENT", "read:code of a\n", "ENOENT"]
+    assert a["list"] == {str(project): ["a", "layer"], str(project / "b"): "ENOENT"}
+    b = _json(await s.invoke("b", event))
+    assert [b["read"][p] for p in secrets] == ["ENOENT", "ENOENT", "read:code of b\n"]
+    assert b["list"][str(project)] == ["b"] and b["imports"]["layermod"].startswith("ModuleNotFoundError")
+    # CodeUri: . — the template's folder is this function's code: all of it, template included.
+    whole = _json(await s.invoke("whole", event))
+    assert [whole["read"][p][:5] for p in secrets] == ["read:"] * 3
+    assert whole["list"][str(project)] == sorted(p.name for p in project.iterdir())
+
+
+@pytest.mark.timeout(60)
+async def test_the_schedulers_checkout_shows_only_its_package_and_the_shared_folder(
+    make_scheduler: MakeScheduler, tmp_path: Path
+) -> None:
+    checkout = view.source_checkout()
+    if checkout is None:
+        pytest.skip("the scheduler is installed, not run from a source checkout")
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(FUNCTIONS / "sandbox.py", code / "sandbox.py")
+    s = await make_scheduler(FunctionConfig(name="c", handler="sandbox.probe", code_dir=code))  # shared: the tests'
+    _sandboxed(s)
+    root = Path(checkout)
+    hidden = [root / "README.md", root / ".git" / "HEAD", root / "pyproject.toml", FUNCTIONS / "basic.py"]
+    out_file = tmp_path / "out.txt"
+    event = {
+        "read": [*map(str, hidden), str(root / "scheduler" / "__init__.py")],
+        "list": [str(root), str(root / "tests")],
+        "write": [str(out_file), str(root / "scheduler" / "planted.py")],
+        "imports": ["msgspec", "scheduler.arn"],  # the venv; a module of the package not yet loaded
+    }
+    out = _json(await s.invoke("c", event))
+    assert [out["read"][str(p)] for p in hidden] == ["ENOENT"] * len(hidden)
+    assert out["read"][str(root / "scheduler" / "__init__.py")].startswith("read:")
+    # What is left of the checkout: the package, the shared folder's way, the venv if it is in it.
+    kept = {"scheduler", Path(SHARED_PATHS[0]).relative_to(root).parts[0]}
+    if Path(sys.prefix).resolve().is_relative_to(root):
+        kept.add(Path(sys.prefix).resolve().relative_to(root).parts[0])
+    assert out["list"] == {str(root): sorted(kept), str(root / "tests"): "ENOENT"}
+    assert out["imports"]["msgspec"].startswith(sys.prefix)
+    assert out["imports"]["scheduler.arn"] == str(root / "scheduler" / "arn.py")
+    # The shared folder is writable as on the host; the package is read-only.
+    assert out["write"] == {str(out_file): "written", str(root / "scheduler" / "planted.py"): "EROFS"}
+    assert out_file.read_text() == f"written by {out['uid']}\n"
+
+
+def test_private_roots_keep_the_topmost_and_never_a_system_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule (no root needed): configured folders, every function's code and layers, the
+    checkout — nested ones folded into the topmost, never / or a system folder."""
+    project = _open_project(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setattr(view, "source_checkout", lambda: str(tmp_path / "checkout"))
+    iso = Isolation(SchedulerConfig(private_paths=("/", "/usr/share", str(project)), shared_paths=(str(tmp_path),)))
+    layer = (str(project / "layer"),)
+    iso.set_function("a", FunctionConfig(name="a", handler="x.y", code_dir=project / "a", layers=layer))
+    iso.set_function("e", FunctionConfig(name="e", handler="x.y", code_dir=elsewhere))
+    checkout = str(tmp_path / "checkout")
+    assert iso._view_layout() == (sorted([checkout, str(elsewhere), str(project)]), [str(tmp_path)])
+    iso.set_function("e", None)  # removed: its folder is nobody's code any more
+    assert iso._view_layout()[0] == sorted([checkout, str(project)])
+
+
+def test_the_view_plan_for_nested_code_and_shared_folders(tmp_path: Path) -> None:
+    """How covers are chosen (no root needed: planning only looks)."""
+    outer = tmp_path / "outer"  # one function's code, holding another's
+    inner = outer / "inner"
+    shared = outer / "exchange"
+    for path in (inner, shared / "deep"):
+        path.mkdir(parents=True)
+    hidden = (str(outer), str(inner), str(shared / "deep"))
+
+    def covers(own: list[Path], layout: view.Layout) -> dict[str, tuple[list[str], list[str]]]:
+        planned = view.plan(map(str, own), layout)
+        return {c.path: (c.binds, c.shared) for c in planned if not c.scratch}
+
+    layout = view.Layout(hidden=hidden)
+    # The inner function: the outer folder hides all but its code.
+    assert covers([inner], layout)[str(outer)] == ([str(inner)], [])
+    # The outer one needs the whole folder: no cover there, nor on what is inside it.
+    assert not any(view._under(p, str(outer)) for p in covers([outer], layout))
+    # A shared folder inside a private root is bound back as it is; no root inside it hides.
+    with_shared = view.Layout(hidden=hidden, shared=(str(shared),))
+    planned = covers([inner], with_shared)
+    assert planned[str(outer)] == ([str(inner)], [str(shared)])
+    assert str(shared / "deep") not in planned

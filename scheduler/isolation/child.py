@@ -88,12 +88,17 @@ def _drop_privileges(uid: int, gid: int) -> None:
 _planner: view.Planner | None = None
 
 
-def view_planner(common: list[str]) -> view.Planner:
-    """The planner for environments whose shared import path is ``common``: made once, in the
-    zygote (which calls this at start-up), and inherited by every fork."""
+def layout_of(spec: IsolationSpec) -> view.Layout:
+    return view.Layout(tuple(spec.hidden), tuple(spec.shared))
+
+
+def view_planner(common: list[str], layout: view.Layout) -> view.Planner:
+    """The planner for environments whose shared import path is ``common`` and whose view has
+    ``layout``: made in the zygote (at start-up, and again before a fork when the scheduler's
+    layout changed) and inherited by every fork."""
     global _planner
-    if _planner is None or _planner.key != tuple(common):
-        _planner = view.Planner(common)
+    if _planner is None or _planner.key != (tuple(common), layout):
+        _planner = view.Planner(common, layout)
     return _planner
 
 
@@ -109,7 +114,7 @@ def enter_environment(
     if spec.cgroup_procs:
         _enter_cgroups(spec.cgroup_procs)
     if spec.tmp_mb > 0:
-        view.build(view_planner(common).plan(own), spec.tmp_mb)
+        view.build(view_planner(common, layout_of(spec)).plan(own), spec.tmp_mb)
     if spec.address_space_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (spec.address_space_bytes, spec.address_space_bytes))
     if spec.max_processes > 0:

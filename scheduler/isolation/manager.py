@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..config import FunctionConfig, SchedulerConfig
 from ..protocol import IsolationSpec
+from . import view
 from .cgroups import CgroupSet, CgroupTree
 from .fallback import ADDRESS_SPACE_HEADROOM, MemoryWatchdog, TmpDirs, tree_bytes, user_task_count
 from .probe import HostCapabilities, probe
@@ -139,6 +140,8 @@ class Isolation:
         self._readable: dict[str, bool] = {}  # path -> readable by the sandbox uids (the shared ones recur)
         self._uid_tasks = 0
         self._task: asyncio.Task[None] | None = None
+        self._code: dict[str, tuple[str, ...]] = {}  # function -> its code and layers (real paths)
+        self._layout: tuple[list[str], list[str]] | None = None  # (hidden, shared), made when needed
 
     # --- choosing -------------------------------------------------------------------------
 
@@ -246,6 +249,7 @@ class Isolation:
             spec.max_processes = self._uid_tasks + self.settings.max_processes
         if self.namespaces:
             spec.tmp_mb = config.ephemeral_storage_mb
+            spec.hidden, spec.shared = self._view_layout()
         elif self.tmpdirs is not None:
             res.tmp_dir = self.tmpdirs.new()
             res.environ["TMPDIR"] = str(res.tmp_dir)
@@ -258,6 +262,37 @@ class Isolation:
             if res.tmp_dir is not None:
                 os.chown(res.tmp_dir, spec.uid, spec.gid)
         return res
+
+    # --- what the view hides -----------------------------------------------------------
+
+    def set_function(self, name: str, config: FunctionConfig | None) -> None:
+        """The scheduler's functions, as they change (None: removed): the code and layers of
+        each one are private roots in every other function's view."""
+        dirs = () if config is None else tuple(os.path.realpath(p) for p in (config.code_dir, *config.layers))
+        if self._code.get(name, ()) != dirs:
+            if dirs:
+                self._code[name] = dirs
+            else:
+                self._code.pop(name, None)
+            self._layout = None
+
+    def _view_layout(self) -> tuple[list[str], list[str]]:
+        """(hidden, shared) of every environment's view (``view.Layout``). Private roots: the
+        configured ones (the template's folder), every function's code and layers, the
+        scheduler's source checkout; only the topmost of nested ones, none in a system folder."""
+        if self._layout is None:
+            checkout = view.source_checkout()
+            candidates = {os.path.realpath(p) for p in self.settings.private_paths}
+            candidates.update(d for dirs in self._code.values() for d in dirs)  # real paths already
+            if checkout is not None:
+                candidates.add(checkout)
+            roots: list[str] = []
+            for path in sorted(filter(view.hideable, candidates)):  # a parent before what it holds
+                if not any(path == r or path.startswith(r + "/") for r in roots):
+                    roots.append(path)
+            self._layout = roots, sorted({os.path.realpath(p) for p in self.settings.shared_paths})
+        hidden, shared = self._layout
+        return list(hidden), list(shared)
 
     async def prepare(self, config: FunctionConfig) -> None:
         """Before ``allocate``: lease the function's uid if it has none yet — in a thread,

@@ -64,6 +64,9 @@ class Zygote:
         if len(fds) != 3:
             self.send(SpawnFailed(spawn.env_id, f"expected 3 file descriptors, got {len(fds)}"))
             return
+        if spawn.isolation.tmp_mb > 0:
+            # Here, not in the child: kept for the next fork while the layout stays the same.
+            child.view_planner(self.base_path, child.layout_of(spawn.isolation))
         try:
             pid = os.fork()
         except OSError as exc:
@@ -177,7 +180,6 @@ def main(argv: list[str]) -> None:
     for module in ("scheduler.isolation.child", *preload):
         importlib.import_module(module)
     base_path = [p for p in sys.path if p and p != startup_dir]
-    child.view_planner(base_path)  # what every environment's view needs, looked at once
     gc.collect()
     gc.freeze()  # keep the heap's pages shared with every fork instead of touched by the GC
     zygote = Zygote(socket.socket(fileno=sock_fd), base_path)

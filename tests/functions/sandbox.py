@@ -2,6 +2,7 @@
 open descriptors, other processes. Everything it tries is reported, never raised."""
 
 import errno
+import importlib
 import os
 import signal
 import subprocess
@@ -28,6 +29,15 @@ def _read(path):
     try:
         with open(path, "rb") as f:
             return "read:" + f.read(64).decode("utf-8", "replace")
+    except OSError as exc:
+        return _err(exc)
+
+
+def _write(path):
+    try:
+        with open(path, "w") as f:
+            f.write(f"written by {os.getuid()}\n")
+        return "written"
     except OSError as exc:
         return _err(exc)
 
@@ -72,6 +82,7 @@ def probe(event, context):
     result = {"status": status(), "uid": os.getuid(), "pid": os.getpid()}
     result["read"] = {path: _read(path) for path in event.get("read", [])}
     result["list"] = {path: _list(path) for path in event.get("list", [])}
+    result["write"] = {path: _write(path) for path in event.get("write", [])}
     result["signal"] = {str(pid): _signal(pid) for pid in event.get("signal", [])}
     if event.get("fds"):
         result["fds"] = _fds()
@@ -79,7 +90,7 @@ def probe(event, context):
         result["child"] = _child_status()
     for module in event.get("imports", []):
         try:
-            mod = __import__(module)
+            mod = importlib.import_module(module)
             result.setdefault("imports", {})[module] = getattr(mod, "__file__", None) or "builtin"
         except Exception as exc:  # noqa: BLE001 - reported
             result.setdefault("imports", {})[module] = f"{type(exc).__name__}: {exc}"

@@ -30,7 +30,14 @@ _PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def _test_tmp() -> Path:
-    for candidate in (Path(__file__).resolve().parent.parent / ".tmp", Path.home() / ".cache" / "lambda-scheduler-tests"):
+    # Outside the checkout, not under a home folder either: a 0700 home is covered in every
+    # environment's view, so root uses a system folder that other users can traverse.
+    fallback = (
+        Path("/var/lib/lambda-scheduler-tests")
+        if os.geteuid() == 0
+        else Path.home() / ".cache" / "lambda-scheduler-tests"
+    )
+    for candidate in (Path(__file__).resolve().parent.parent / ".tmp", fallback):
         if not any(str(candidate) == p or str(candidate).startswith(p + "/") for p in _PRIVATE):
             candidate.mkdir(parents=True, exist_ok=True)
             return candidate
@@ -89,7 +96,9 @@ async def _bounded(step: Awaitable[None], timeout: float, what: Callable[[], str
 
 
 def _environments(s: Scheduler) -> list[str]:
-    return [repr(env) + f" kill_reason={env.kill_reason!r}" for fn in s.functions.values() for env in fn.pool.environments]
+    return [
+        repr(env) + f" kill_reason={env.kill_reason!r}" for fn in s.functions.values() for env in fn.pool.environments
+    ]
 
 
 @pytest.fixture

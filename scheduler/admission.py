@@ -2,7 +2,7 @@
 
 Every invocation passes ``Admission.admit`` before it touches a pool, and is refused at once
 (429, with Lambda's reason) when the function's reserved concurrency, or the account's
-unreserved pool, is full (LAMBDA_SPEC §6). Counting is synchronous and happens on the event
+unreserved pool, is full. Counting is synchronous and happens on the event
 loop, so no lock is needed and no invocation can slip past a limit.
 """
 

@@ -1,6 +1,6 @@
 """Typed, validated settings: one function's Lambda configuration, and the scheduler's own.
 
-Every bound is Lambda's (LAMBDA_SPEC §4, §5, §6); a bad value raises :class:`ConfigError`
+Every bound is Lambda's; a bad value raises :class:`ConfigError`
 naming the field and the bound, at construction, so a bad configuration never reaches an
 environment.
 """
@@ -173,7 +173,7 @@ class SchedulerConfig:
     # Lambda keeps at least 100 unreserved; a smaller account limit lowers it to fit.
     min_unreserved_concurrency: int = 100
     # Scaling rate: at most `scale_limit` new environments per function per `scale_window_s`,
-    # refilled continuously (LAMBDA_SPEC §6).
+    # refilled continuously.
     scale_limit: int = 1000
     scale_window_s: float = 10.0
     idle_ttl_s: float = 600.0
@@ -335,7 +335,7 @@ class ServerConfig:
     """Settings of the HTTP server (``lambda-scheduler serve``) around a Scheduler.
 
     The event retry delays default to Lambda's (about 1 minute, then about 2 minutes, for a
-    function error or timeout; 1 s doubling to 5 minutes for a throttle, LAMBDA_SPEC §6, §7);
+    function error or timeout; 1 s doubling to 5 minutes for a throttle);
     tests shorten them.
     """
 

@@ -9,7 +9,7 @@
         older than MaximumEventAgeInSeconds when due ─► drop (EventAgeExceeded)
 
 An event invocation is an ordinary invocation once taken: it passes admission like any other
-and may be throttled (LAMBDA_SPEC §6, §7). At most ``event_concurrency`` events run at once;
+and may be throttled. At most ``event_concurrency`` events run at once;
 the semaphore is taken before the queue is, so no event is leased that cannot start.
 """
 

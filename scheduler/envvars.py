@@ -1,4 +1,4 @@
-"""The environment variables an execution environment starts with (LAMBDA_SPEC §4)."""
+"""The environment variables an execution environment starts with."""
 
 from __future__ import annotations
 

@@ -111,14 +111,14 @@ class SchedulerClosed(SchedulerError):
         return {"Type": self.kind, "Message": self.message}  # ServiceException's casing
 
 
-# Throttle reasons, with Lambda's spelling (LAMBDA_SPEC §1).
+# Throttle reasons, with Lambda's spelling.
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
 RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"
 
 
-# --- errors of the HTTP API (LAMBDA_SPEC §1, §10) -----------------------------------------
+# --- errors of the HTTP API -----------------------------------------------------------------
 
 
 class InvalidRequestContent(SchedulerError, ValueError):
@@ -259,7 +259,7 @@ class LengthRequired(AuthError):
 
 
 def constraint_violation(value: object, member: str, constraint: str) -> ValidationError:
-    """Lambda's wording for a value outside the API model's bounds (LAMBDA_SPEC §1)."""
+    """Lambda's wording for a value outside the API model's bounds."""
     return ValidationError(
         f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
     )

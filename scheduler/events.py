@@ -7,7 +7,7 @@
 
 Lambda puts an accepted event on an internal queue and answers 202 at once; the event is
 retried after a function error or a timeout, and dropped when it is older than the function's
-MaximumEventAgeInSeconds (LAMBDA_SPEC §7). An :class:`EventStore` only keeps events: put, take
+MaximumEventAgeInSeconds. An :class:`EventStore` only keeps events: put, take
 the next one that is due (it stays leased until acked or returned), ack, retry later, size. The
 in-memory store here loses its events on a restart; a durable store (SQLite) implements the
 same five methods. :class:`EventQueue` wraps a store with the counters the metrics read.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .errors import constraint_violation
 
-# Bounds of PutFunctionEventInvokeConfig (LAMBDA_SPEC §7).
+# Bounds of PutFunctionEventInvokeConfig.
 MAX_RETRY_ATTEMPTS = 2
 MIN_EVENT_AGE_S = 60
 MAX_EVENT_AGE_S = 21_600

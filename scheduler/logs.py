@@ -1,4 +1,4 @@
-"""Lambda's platform log lines (START / END / REPORT / INIT_REPORT, LAMBDA_SPEC §3) and the
+"""Lambda's platform log lines (START / END / REPORT / INIT_REPORT) and the
 bounded buffer that collects one invocation's output from its environment's log pipe."""
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The environments of one function configuration, and how an invocation gets one.
 
-Routing, in Lambda's order (LAMBDA_SPEC §6): an idle provisioned environment; else an idle
+Routing, in Lambda's order: an idle provisioned environment; else an idle
 on-demand environment, most recently used first (so surplus ones sit at the cold end of the
 deque and age out); else a new environment, if the function's scaling allowance has a token.
 
 A cold start runs Init under the Init limit; if Init fails or times out, the environment is
 discarded and Init is retried once inside the invoke phase, under the function's timeout, in a
-fresh environment (LAMBDA_SPEC §2, §5). A pool is bound to one configuration: when the
+fresh environment. A pool is bound to one configuration: when the
 function is updated the pool is retired, its idle environments shut down, and busy ones shut
 down when their invocation ends.
 """

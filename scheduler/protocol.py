@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-# Sync payload limit each way (LAMBDA_SPEC §1) plus room for the envelope.
+# Sync payload limit each way plus room for the envelope.
 MAX_PAYLOAD = 6 * 1024 * 1024
 MAX_FRAME = MAX_PAYLOAD + 64 * 1024
 HEADER = 4

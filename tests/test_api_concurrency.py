@@ -1,4 +1,4 @@
-"""Reserved and provisioned concurrency over HTTP with boto3 (LAMBDA_SPEC §6)."""
+"""Reserved and provisioned concurrency over HTTP with boto3."""
 
 from __future__ import annotations
 

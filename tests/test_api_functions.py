@@ -1,5 +1,5 @@
 """The management API over HTTP with boto3: create from a zip, read, list with paging, update
-configuration and code, delete, account settings, health (LAMBDA_SPEC §10)."""
+configuration and code, delete, account settings, health."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Invoke API over HTTP, driven by boto3 and the AWS CLI against a real server: status codes,
-headers, request ids, limits and every error shape (LAMBDA_SPEC §1)."""
+headers, request ids, limits and every error shape."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Event invocations: the queue and its store, retries after errors, timeouts and throttles, age
-limits, and the event-invoke-config API (LAMBDA_SPEC §6, §7)."""
+limits, and the event-invoke-config API."""
 
 from __future__ import annotations
 

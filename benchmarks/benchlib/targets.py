@@ -1,4 +1,4 @@
-"""Targets from DESIGN.md and issue 6, checked the same way by every benchmark: each gives
+"""The project's performance targets, checked the same way by every benchmark: each gives
 what was measured, whether it met the target, and by how much it missed."""
 
 from __future__ import annotations

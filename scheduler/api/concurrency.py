@@ -1,4 +1,4 @@
-"""Reserved and provisioned concurrency (LAMBDA_SPEC §6). Note the API dates: reserved
+"""Reserved and provisioned concurrency. Note the API dates: reserved
 concurrency is set and deleted under 2017-10-31 but read under 2019-09-30.
 
     PUT/GET/DELETE …/concurrency             ─► Scheduler.set_reserved_concurrency

@@ -1,4 +1,4 @@
-"""The one place where errors become Lambda's HTTP error responses (LAMBDA_SPEC §1).
+"""The one place where errors become Lambda's HTTP error responses.
 
 Every request passes through :func:`lambda_errors`: it gives the request its id (the
 ``x-amzn-RequestId`` of whatever response goes out, success or error) and turns a

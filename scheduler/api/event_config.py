@@ -1,5 +1,5 @@
 """FunctionEventInvokeConfig: how Event invocations of a function are retried and how old they
-may grow (LAMBDA_SPEC §7). The settings live on the EventDispatcher, which reads them for
+may grow. The settings live on the EventDispatcher, which reads them for
 every queued event, so a change applies to events already waiting.
 
     PUT (replace) · POST (update) · GET · DELETE  /2019-09-25/functions/{name}/event-invoke-config

@@ -1,4 +1,4 @@
-"""Management API: create, read, list, update and delete functions (LAMBDA_SPEC §10).
+"""Management API: create, read, list, update and delete functions.
 
     boto3 create_function / update_function_configuration / … ─► these routes
         ─► params (validation) ─► CodeStore.unpack (zip) ─► FunctionConfig

@@ -1,4 +1,4 @@
-"""The Invoke API: ``POST /2015-03-31/functions/{name}/invocations`` (LAMBDA_SPEC §1).
+"""The Invoke API: ``POST /2015-03-31/functions/{name}/invocations``.
 
     X-Amz-Invocation-Type
       RequestResponse ─► body ≤ 6 MB, JSON ─► Scheduler.invoke ─► 200, the function's payload

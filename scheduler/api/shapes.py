@@ -1,5 +1,5 @@
-"""The JSON shapes the management API answers with, field names as botocore reads them
-(LAMBDA_SPEC §6, §7, §10): FunctionConfiguration, GetFunction, provisioned-concurrency
+"""The JSON shapes the management API answers with, field names as botocore reads them:
+FunctionConfiguration, GetFunction, provisioned-concurrency
 configs, FunctionEventInvokeConfig and the account settings."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the scheduler process (DESIGN decision 8, LAMBDA_SPEC §9).
+"""Prometheus metrics of the scheduler process (named as CloudWatch names Lambda's metrics).
 
     Scheduler ─observers─► MetricsObserver  (counts: invocations, throttles, errors, latency,
         │                                    duration, Init, environment starts and stops)

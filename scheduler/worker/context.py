@@ -1,4 +1,4 @@
-"""The ``context`` object handed to a handler (LAMBDA_SPEC §4), built from one Invoke frame."""
+"""The ``context`` object handed to a handler, built from one Invoke frame."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Lambda's function-error payloads and the ``[ERROR]`` log record, as the Python runtime
-writes them (LAMBDA_SPEC §2)."""
+writes them."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from scheduler import FunctionConfig
 
@@ -45,15 +46,20 @@ def marking_zip() -> bytes:
     return buffer.getvalue()
 
 
+def create_function_args(name: str, mark: Path) -> dict[str, Any]:
+    """boto3's create_function arguments for a function that marks ``mark`` when it runs."""
+    return {
+        "FunctionName": name,
+        "Runtime": "python3.12",
+        "Role": ROLE,
+        "Handler": "app.handler",
+        "Code": {"ZipFile": marking_zip()},
+        "Environment": {"Variables": {"MARK": str(mark)}},
+    }
+
+
 def create_function_body(name: str, mark: Path) -> str:
-    """CreateFunction's JSON for a function that marks ``mark`` when it runs."""
-    return json.dumps(
-        {
-            "FunctionName": name,
-            "Runtime": "python3.12",
-            "Role": ROLE,
-            "Handler": "app.handler",
-            "Code": {"ZipFile": base64.b64encode(marking_zip()).decode()},
-            "Environment": {"Variables": {"MARK": str(mark)}},
-        }
-    )
+    """CreateFunction's JSON (what a page would send) for the same function."""
+    args = create_function_args(name, mark)
+    args["Code"] = {"ZipFile": base64.b64encode(marking_zip()).decode()}
+    return json.dumps(args)

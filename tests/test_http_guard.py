@@ -18,7 +18,7 @@ import pytest
 from scheduler.config import ServerConfig
 
 from .conftest import FAST_EVENTS, MakeServer, Served, aws
-from .marked import ROLE, create_function_body, marking_zip, victim
+from .marked import create_function_args, create_function_body, victim
 
 EVIL = "http://evil.example"
 
@@ -181,15 +181,7 @@ async def test_tools_that_are_not_browsers_pass(make_server: MakeServer, tmp_pat
     served = await make_server(config)
     client = served.client()
     made = tmp_path / "made.ran"
-    created = await aws(
-        client.create_function,
-        FunctionName="made",
-        Runtime="python3.12",
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": marking_zip()},
-        Environment={"Variables": {"MARK": str(made)}},
-    )
+    created = await aws(client.create_function, **create_function_args("made", made))
     assert created["FunctionName"] == "made"
     response = await aws(client.invoke, FunctionName="made", Payload=b"{}")
     assert json.loads(response["Payload"]) == {"ran": True} and made.exists()

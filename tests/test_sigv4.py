@@ -10,8 +10,6 @@ import datetime
 import json
 import os
 import re
-import select
-import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +34,8 @@ from scheduler.config import Credential, ServerConfig
 from scheduler.errors import InvalidSignature
 
 from .conftest import FAST_EVENTS, FUNCTIONS, MakeServer, Served, aws
-from .marked import ROLE, marking_zip, victim
+from .marked import create_function_args, victim
+from .serving import Server
 
 KEY, SECRET = "AKIDLOCALTEST", "s3cr3t/with+chars"
 BIN = Path(sys.executable).parent
@@ -81,15 +80,7 @@ async def test_boto3_with_the_right_key_works(make_server: MakeServer, tmp_path:
     response = await aws(lam.invoke, FunctionName=arn, Qualifier="$LATEST", Payload=b"{}")
     assert response["StatusCode"] == 200
     made = tmp_path / "made.ran"
-    created = await aws(
-        lam.create_function,
-        FunctionName="made",
-        Runtime="python3.12",
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": marking_zip()},
-        Environment={"Variables": {"MARK": str(made)}},
-    )
+    created = await aws(lam.create_function, **create_function_args("made", made))
     assert created["FunctionName"] == "made"
     await aws(lam.invoke, FunctionName="made", Payload=b"{}")
     assert made.read_text() == "init\ninvoke\n"
@@ -330,36 +321,6 @@ def test_serve_on_an_exposed_address_needs_auth(tmp_path: Path, busy_port: int) 
         assert done.returncode == 2 and message in done.stderr.decode(), done.stderr.decode()
 
 
-class Serve:
-    """``lambda-scheduler serve`` in a subprocess, and the URL it printed."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with open(log, "wb") as stderr:
-            self.process = subprocess.Popen([COMMAND, "serve", *args], env=env, stdout=subprocess.PIPE, stderr=stderr)
-        self.url = self._url(timeout=20)
-
-    def _url(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline().decode() if ready else ""
-        found = re.search(r" at (http://\S+)$", line.strip())
-        if found is None:
-            self.close()
-            raise AssertionError(f"no URL printed; stderr:\n{self.log.read_text()}")
-        return found.group(1)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=30)
-        return self.process.returncode
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate(timeout=10)
-
-
 def _get(url: str, **headers: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as answer:
@@ -369,7 +330,7 @@ def _get(url: str, **headers: str) -> tuple[int, bytes]:
 
 
 def test_explicit_auth_none_serves_on_all_addresses(tmp_path: Path) -> None:
-    server = Serve(
+    server = Server(
         [str(_template(tmp_path)), "--host", "0.0.0.0", "--port", "0", "--auth", "none"], _env(), tmp_path / "log"
     )
     try:
@@ -386,7 +347,7 @@ def test_explicit_auth_none_serves_on_all_addresses(tmp_path: Path) -> None:
 
 def test_serve_with_sigv4_from_the_environment(tmp_path: Path) -> None:
     env = _env(LAMBDA_SCHEDULER_AUTH="sigv4", LAMBDA_SCHEDULER_CREDENTIALS=f"{KEY}:{SECRET},second:key2")
-    server = Serve([str(_template(tmp_path)), "--port", "0"], env, tmp_path / "log")
+    server = Server([str(_template(tmp_path)), "--port", "0"], env, tmp_path / "log")
     try:
         assert _get(f"{server.url}/health")[0] == 200
         assert _get(f"{server.url}/2015-03-31/functions")[0] == 403

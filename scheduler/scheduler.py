@@ -26,6 +26,7 @@ from .isolation.manager import Isolation
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
+from .stops import StopReason
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -134,7 +135,7 @@ class Scheduler:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
         for pool in pools:
-            pool.retire_all("shutdown")
+            pool.retire_all(StopReason.SHUTDOWN)
         for task in list(self._tasks):
             task.cancel()
         envs = [env for pool in pools for env in pool.environments]
@@ -320,18 +321,15 @@ class Scheduler:
         )
         inv.admitted_at = time.perf_counter()
         try:
-            result = await fn.pool.invoke(inv, lambda: self._allow_new(fn))
+            result = await fn.pool.invoke(inv, fn.bucket)
         finally:
             self.admission.release(fn, unreserved)
             if self._closing and not self.admission.in_flight:
                 self._drained.set()
-        result.latency_s = time.perf_counter() - inv.admitted_at
-        self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
-        return result
-
-    def _allow_new(self, fn: FunctionState) -> bool:
-        if not fn.bucket.take():
+        if result is None:  # it needed a new environment, and the scaling rate is used up
             throttle = scale_throttle(fn)
             self.observers.throttled(fn.name, throttle.reason)
             raise throttle
-        return True
+        result.latency_s = time.perf_counter() - inv.admitted_at
+        self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
+        return result

@@ -97,7 +97,7 @@ async def _bounded(step: Awaitable[None], timeout: float, what: Callable[[], str
 
 def _environments(s: Scheduler) -> list[str]:
     return [
-        repr(env) + f" kill_reason={env.kill_reason!r}" for fn in s.functions.values() for env in fn.pool.environments
+        repr(env) + f" stop_reason={env.stop_reason!r}" for fn in s.functions.values() for env in fn.pool.environments
     ]
 
 

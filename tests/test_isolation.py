@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import Scheduler
+from scheduler.stops import StopReason
 
 from .conftest import FUNCTIONS, MakeScheduler, fn
 from .procs import cgroup_leftovers, wait_gone, zygote_family
@@ -111,7 +112,7 @@ async def test_a_tmp_over_quota_retires_the_environment_in_the_fallback(make_sch
     env = next(iter(s.functions["fill"].pool.environments), None)
     if env is not None:
         await asyncio.wait_for(env.wait_exited(), 10)
-        assert env.kill_reason == "ephemeral storage exceeded"
+        assert env.stop_reason is StopReason.TMP_OVER_QUOTA
     again = await s.invoke("fill", {"mb": 1})
     assert again.start == "cold"
 

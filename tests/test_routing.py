@@ -11,6 +11,7 @@ import pytest
 
 from scheduler import FunctionNotFound, InvalidParameterValue, Scheduler, Throttled
 from scheduler.environment import EnvState
+from scheduler.stops import StopReason
 
 from .conftest import MakeScheduler, fn
 
@@ -96,7 +97,7 @@ async def test_idle_ttl_reaps_idle_but_never_busy_environments(make_scheduler: M
     env = next(e for e in s.functions["sleep"].pool.environments if e.pid == _pid(long_call))
     assert env.state in (EnvState.IDLE, EnvState.FROZEN)
     await asyncio.wait_for(env.wait_exited(), 5)
-    assert env.kill_reason == "idle"
+    assert env.stop_reason is StopReason.IDLE_TIMEOUT
     assert (await s.invoke("sleep", {"seconds": 0})).start == "cold"
 
 

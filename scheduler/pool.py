@@ -28,6 +28,7 @@ from .isolation.manager import interpreter_path
 from .logs import LogBuffer
 from .observer import Observer
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
+from .status import Kind, ProvisionedStatus, provisioned_state
 from .stops import STOP_RULES, PoolAction, StopReason, stop_line
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class Pool:
         self.provision_error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._drained: asyncio.Future[None] = self._loop.create_future()
+        self._settled: asyncio.Future[None] = self._loop.create_future()  # nothing provisioned in Init
+        self._settled.set_result(None)
         self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings)
@@ -265,7 +268,7 @@ class Pool:
             return []
         tasks = []
         for _ in range(self.provisioned_target - self.provisioned_live()):
-            self.provisioning += 1
+            self._count_provisioning(+1)
             tasks.append(self.ctx.background(self._provision_one()))
         while self.provisioned_live() > self.provisioned_target and self.provisioned_idle:
             self.retire(self.provisioned_idle.popleft(), StopReason.PROVISIONED_LOWERED)
@@ -285,9 +288,9 @@ class Pool:
                     if len(sink):
                         self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
                     self.provision_error = None
-                    self.provisioning -= 1
                     counted = False
                     self._allocated.add(env)
+                    self._count_provisioning(-1)
                     if self.retired or self._surplus():
                         self.retire(env, StopReason.PROVISIONED_LOWERED)
                     else:
@@ -306,7 +309,14 @@ class Pool:
                 delay = min(delay * 2, _PROVISION_BACKOFF_MAX_S)
         finally:
             if counted:
-                self.provisioning -= 1
+                self._count_provisioning(-1)
+
+    def _count_provisioning(self, delta: int) -> None:
+        self.provisioning += delta
+        if self.provisioning and self._settled.done():
+            self._settled = self._loop.create_future()
+        elif not self.provisioning and not self._settled.done():
+            self._settled.set_result(None)
 
     def _surplus(self) -> bool:
         return self.provisioned_live() > self.provisioned_target
@@ -395,11 +405,27 @@ class Pool:
         """Wait until this pool is retired and its last environment has exited."""
         await asyncio.shield(self._drained)
 
-    def counts(self) -> dict[EnvState, int]:
-        out = dict.fromkeys(EnvState, 0)
+    # --- what the engine reports (status.FunctionStatus) ----------------------------------
+
+    def environment_counts(self) -> dict[tuple[Kind, EnvState], int]:
+        out: dict[tuple[Kind, EnvState], int] = {(k, s): 0 for k in ("on_demand", "provisioned") for s in EnvState}
         for env in self.environments:
-            out[env.state] += 1
+            out["provisioned" if env.provisioned else "on_demand", env.state] += 1
         return out
+
+    def provisioned_status(self, busy: int) -> ProvisionedStatus:
+        requested = self.provisioned_target
+        allocated = len(self._allocated)
+        state = provisioned_state(requested, allocated, self.provisioning, self.provision_error)
+        return ProvisionedStatus(requested, allocated, self.provisioning, busy, state, self.provision_error)
+
+    @property
+    def drained(self) -> asyncio.Future[None]:
+        return self._drained
+
+    @property
+    def settled(self) -> asyncio.Future[None]:
+        return self._settled
 
 
 def _describe(outcome: StartOutcome) -> str:

@@ -357,18 +357,18 @@ class Scheduler:
             self.observers.throttled(fn.name, exc.reason)
             raise
         inv = Invocation(
-            fn.name,
-            "$LATEST",
-            config.memory_mb,
-            config.timeout_s,
-            body,
-            invoked_arn,
-            self.settings.max_log_bytes,
-            request_id,
-            client_context,
-            cognito_identity,
-            trace_id,
-            tenant_id,
+            function_name=fn.name,
+            version="$LATEST",
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
+            payload=body,
+            invoked_arn=invoked_arn,
+            log_limit=self.settings.max_log_bytes,
+            request_id=request_id,
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+            trace_id=trace_id,
+            tenant_id=tenant_id,
         )
         inv.admitted_at = time.perf_counter()
         try:

@@ -181,7 +181,7 @@ FIXED_STREAM = "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
 
 
 def _result(text: str) -> InvocationResult:
-    inv = Invocation("fn", "$LATEST", 128, 3.0, b"{}", "arn", 4096)
+    inv = Invocation(function_name="fn", version="$LATEST", memory_mb=128, timeout_s=3.0, payload=b"{}", invoked_arn="arn", log_limit=4096)
     inv.log_stream = FIXED_STREAM
     inv.log_start()
     inv.output.append(f"{text}\n".encode())

@@ -269,7 +269,9 @@ async def test_histograms_match_the_results_bucket_by_bucket(make_server: MakeSe
 
 
 def _result(start: str, error_type: str | None = None, report_error_type: str | None = None) -> InvocationResult:
-    inv = Invocation("fn", "$LATEST", 128, 3.0, b"{}", "arn:aws:lambda:us-east-1:123456789012:function:fn", 4096)
+    inv = Invocation(
+        function_name="fn", version="$LATEST", memory_mb=128, timeout_s=3.0, payload=b"{}", invoked_arn="arn:aws:lambda:us-east-1:123456789012:function:fn", log_limit=4096
+    )
     inv.start = start  # type: ignore[assignment]
     if error_type is None:
         return inv.finish_response(Response(inv.request_id, b"null", 1000, 20_000))

@@ -122,7 +122,9 @@ class ClientChildren(Observer):
 
 
 def _warm_result() -> InvocationResult:
-    inv = Invocation("noop", "$LATEST", 128, 3.0, b"{}", "arn:aws:lambda:us-east-1:123456789012:function:noop", 4096)
+    inv = Invocation(
+        function_name="noop", version="$LATEST", memory_mb=128, timeout_s=3.0, payload=b"{}", invoked_arn="arn:aws:lambda:us-east-1:123456789012:function:noop", log_limit=4096
+    )
     result = inv.finish_response(Response(inv.request_id, b"null", 15_000, 20_000))
     result.latency_s = 0.00008
     return result

@@ -9,14 +9,10 @@ loop, so no lock is needed and no invocation can slip past a limit.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from . import errors
 from .config import SchedulerConfig
 from .errors import InvalidParameterValue, Throttled
-
-if TYPE_CHECKING:
-    from .scheduler import FunctionState
 
 
 class ScalingBucket:
@@ -41,6 +37,18 @@ class ScalingBucket:
         return False
 
 
+class FunctionAdmission:
+    """One function's admission state; it outlives the function's configurations (and
+    pools), so an update keeps its in-flight count and its scaling allowance."""
+
+    __slots__ = ("bucket", "in_flight", "reserved")
+
+    def __init__(self, bucket: ScalingBucket) -> None:
+        self.in_flight = 0
+        self.reserved: int | None = None
+        self.bucket = bucket  # the pool asks it (pool.ScaleAllowance) before a cold start
+
+
 class Admission:
     def __init__(self, settings: SchedulerConfig) -> None:
         self.settings = settings
@@ -52,7 +60,7 @@ class Admission:
     def unreserved_capacity(self) -> int:
         return self.settings.account_concurrency - self.reserved_total
 
-    def admit(self, fn: FunctionState) -> bool:
+    def admit(self, fn: FunctionAdmission) -> bool:
         """Count one invocation in, or raise Throttled. Returns whether it drew from the
         unreserved pool, to be handed back to ``release``."""
         reserved = fn.reserved
@@ -69,13 +77,13 @@ class Admission:
         self.in_flight += 1
         return unreserved
 
-    def release(self, fn: FunctionState, unreserved: bool) -> None:
+    def release(self, fn: FunctionAdmission, unreserved: bool) -> None:
         fn.in_flight -= 1
         self.in_flight -= 1
         if unreserved:
             self.unreserved_in_flight -= 1
 
-    def check_reserved(self, fn: FunctionState, value: int | None) -> None:
+    def check_reserved(self, fn: FunctionAdmission, value: int | None) -> None:
         """Refuse a reservation that would leave less than the minimum unreserved."""
         if value is None:
             return
@@ -87,12 +95,12 @@ class Admission:
                 f"UnreservedConcurrentExecution below its minimum value of [{self.settings.unreserved_floor}]."
             )
 
-    def set_reserved(self, fn: FunctionState, value: int | None) -> None:
+    def set_reserved(self, fn: FunctionAdmission, value: int | None) -> None:
         self.check_reserved(fn, value)
         self.reserved_total += (value or 0) - (fn.reserved or 0)
         fn.reserved = value
 
 
-def scale_throttle(fn: FunctionState) -> Throttled:
+def scale_throttle(fn: FunctionAdmission) -> Throttled:
     reason = errors.RESERVED_RATE_LIMIT if fn.reserved is not None else errors.RATE_LIMIT
     return Throttled(reason)

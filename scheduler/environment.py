@@ -9,6 +9,8 @@ or once it has stayed idle for the freeze delay — and continued (SIGCONT) when
 next invocation or shut down.
 
 All of an environment's state lives here, and every state change goes through ``_set_state``.
+Leaving service is reported to the owner as one :class:`EnvEvent` (→ STOPPING, then → DEAD),
+carrying the :class:`~scheduler.stops.StopReason` set by whoever ended it first.
 The handle owns three pipes: control out (frames to the worker), control in (frames from it)
 and log (the worker's stdout/stderr). It never polls: frames and log output arrive through
 event-loop readers, the deadline is a loop timer that SIGKILLs the process, and the exit
@@ -23,15 +25,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from . import protocol
-from .errors import SchedulerError
+from .errors import SpawnError
 from .logs import LogBuffer, describe_exit
 from .protocol import FunctionError, InitFailed, OutOfMemory, ProtocolError, Ready, Response, Spawn
+from .stops import StopReason
 
 if TYPE_CHECKING:
     from .isolation.manager import EnvResources
@@ -72,7 +75,7 @@ class Died:
 
     __slots__ = ("reason", "status")
 
-    def __init__(self, status: int, reason: str | None) -> None:
+    def __init__(self, status: int, reason: StopReason | None) -> None:
         self.status = status
         self.reason = reason
 
@@ -87,13 +90,23 @@ StartOutcome = Ready | InitFailed | Died | TimedOut
 RunOutcome = Response | FunctionError | Died | TimedOut
 
 
+@dataclass(frozen=True, slots=True)
+class EnvEvent:
+    """One state change, for the environment's owner. Only the changes that take it out of
+    service (→ STOPPING, → DEAD) are reported: the hot-path ones (BUSY ⇄ IDLE, FROZEN) are
+    made at the owner's request, and echoing them back would cost a call and an allocation
+    per invocation for nothing."""
+
+    env: Environment
+    old: EnvState
+    new: EnvState
+    reason: StopReason
+    detail: str = ""
+
+
 class EnvironmentOwner(Protocol):
-    def on_environment_lost(self, env: Environment) -> None: ...
+    def on_environment_event(self, event: EnvEvent) -> None: ...
     def on_output(self, env: Environment, data: bytes) -> None: ...
-
-
-class SpawnError(SchedulerError):
-    """The zygote could not fork an environment (a host limit, not the function's fault)."""
 
 
 class Environment:
@@ -115,17 +128,16 @@ class Environment:
         "created_at",
         "exit_status",
         "invocations",
-        "kill_reason",
         "last_used",
         "log_stream",
         "max_rss_kb",
-        "on_stopping",
-        "oom",
         "owner",
         "pid",
         "provisioned",
         "resources",
         "state",
+        "stop_detail",
+        "stop_reason",
     )
 
     def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str) -> None:
@@ -138,7 +150,8 @@ class Environment:
         self.created_at = self.last_used = self._loop.time()
         self.invocations = 0
         self.max_rss_kb = 0
-        self.kill_reason: str | None = None
+        self.stop_reason: StopReason | None = None  # set once, by whoever ends it first
+        self.stop_detail = ""  # what a protocol error or an exit status said
         self.exit_status: int | None = None
         self._pidfd = -1
         self._in_w = self._out_r = self._log_r = -1
@@ -149,15 +162,17 @@ class Environment:
         self._sink: LogBuffer | None = None
         self._unsent: memoryview | None = None
         self._exited: asyncio.Future[int] = self._loop.create_future()
-        # Called once when the environment leaves service (starts stopping or dies).
-        self.on_stopping: Callable[[Environment], None] | None = None
         self._deadline = 0.0  # perf_counter time of the pending Init or invocation deadline
         self._init_limit = 0.0  # seconds Init may take, counted from the fork
         self.resources: EnvResources | None = None  # its cgroup / TMPDIR / watchdog entry
-        self.oom = False  # killed for going over its memory size
 
     def __repr__(self) -> str:
         return f"<Environment pid={self.pid} {self.state.value}{' provisioned' if self.provisioned else ''}>"
+
+    @property
+    def oom(self) -> bool:
+        """Ended for going over its memory size."""
+        return self.stop_reason is StopReason.OUT_OF_MEMORY
 
     # --- state ----------------------------------------------------------------------------
 
@@ -165,11 +180,9 @@ class Environment:
         if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"environment {self.pid}: illegal transition {self.state.value} -> {new.value}")
         was, self.state = self.state, new
-        if was in _PARKED and new is EnvState.STOPPING:
-            self.owner.on_environment_lost(self)  # leaves the pool's idle queue, whoever stopped it
-        if new is EnvState.STOPPING and self.on_stopping is not None:
-            callback, self.on_stopping = self.on_stopping, None
-            callback(self)
+        if new is EnvState.STOPPING or new is EnvState.DEAD:
+            reason = self.stop_reason or StopReason.CRASH
+            self.owner.on_environment_event(EnvEvent(self, was, new, reason, self.stop_detail))
 
     def park(self, freeze: bool) -> None:
         """Between invocations: IDLE, or FROZEN (its whole process group stopped)."""
@@ -223,18 +236,23 @@ class Environment:
             self._cancel_timer()
             self._arm(time.perf_counter() + self._init_limit)
         if self.resources is not None:
-            self.resources.attach(pid, self._over_memory)
-        if self.kill_reason is not None:
+            self.resources.attach(pid, self)
+        if self.stop_reason is not None:
             self._signal(signal.SIGKILL)
 
-    def _over_memory(self, rss: int) -> None:
-        """The fallback watchdog saw the process above its memory size."""
-        self.oom = True
-        self.max_rss_kb = max(self.max_rss_kb, rss // 1024)
-        self.kill("out of memory")
+    def over_limit(self, reason: StopReason, peak_kb: int = 0) -> None:
+        """The process went over a limit that ends it (its memory size: the fallback
+        watchdog, or the worker's own OutOfMemory frame). That is what ended it, whatever
+        else was under way, so the reason replaces an earlier one."""
+        if self.state is EnvState.DEAD:
+            return
+        self.max_rss_kb = max(self.max_rss_kb, peak_kb)
+        self.stop_reason = reason
+        self.kill(reason)
 
     def on_spawn_failed(self, message: str) -> None:
-        log.error("could not start an environment: %s", message)
+        self.stop_reason = self.stop_reason or StopReason.SPAWN_FAILED
+        self.stop_detail = message
         self._resolve_exception(SpawnError(f"Could not start an execution environment: {message}"))
         self._finish(-1)
 
@@ -290,13 +308,13 @@ class Environment:
             data = b""
         if not data:
             self._loop.remove_reader(self._out_r)
-            self.kill("control channel closed")
+            self.kill(StopReason.CONTROL_CLOSED)
             return
         try:
             frames = self._splitter.feed(data)
         except ProtocolError as exc:
             self._loop.remove_reader(self._out_r)
-            self.kill(f"protocol error: {exc}")
+            self.kill(StopReason.PROTOCOL_ERROR, str(exc))
             return
         for msg in frames:
             self._on_frame(msg)
@@ -320,17 +338,15 @@ class Environment:
 
     def _on_frame(self, msg: object) -> None:
         if type(msg) is OutOfMemory:
-            self.oom = True
-            self.max_rss_kb = max(self.max_rss_kb, msg.max_rss_kb)
-            self.kill("out of memory")
+            self.over_limit(StopReason.OUT_OF_MEMORY, msg.max_rss_kb)
             return
         waiter = self._waiter
         if self.state is EnvState.BUSY and type(msg) in (Response, FunctionError):
             if msg.request_id != self._request_id:  # type: ignore[attr-defined]
-                self.kill(f"protocol error: reply for request {msg.request_id!r}")  # type: ignore[attr-defined]
+                self.kill(StopReason.PROTOCOL_ERROR, f"reply for request {msg.request_id!r}")  # type: ignore[attr-defined]
                 return
         elif not (self.state is EnvState.STARTING and type(msg) in (Ready, InitFailed)):
-            self.kill(f"protocol error: unexpected {type(msg).__name__} while {self.state.value}")
+            self.kill(StopReason.PROTOCOL_ERROR, f"unexpected {type(msg).__name__} while {self.state.value}")
             return
         if type(msg) is InitFailed and self.kill_reason is None:
             # The runtime exits right after reporting a failed Init: its exit may be read
@@ -388,7 +404,7 @@ class Environment:
             self._timer = self._loop.call_later(early, self._on_deadline)
             return
         self._timer = None
-        self.kill("timeout")
+        self.kill(StopReason.INIT_TIMEOUT if self.state is EnvState.STARTING else StopReason.TIMEOUT)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             self._drain_log()
@@ -421,25 +437,23 @@ class Environment:
         except OSError:
             pass
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: StopReason, detail: str = "") -> None:
         """SIGKILL the environment. Its pending call, if any, resolves when the exit arrives."""
-        if self.state in (EnvState.DEAD,):
+        if self.state is EnvState.DEAD:
             return
-        if self.kill_reason is None:
-            self.kill_reason = reason
-            if reason.startswith("protocol error"):
-                log.warning("killing environment %d: %s", self.pid, reason)
-            else:
-                log.debug("killing environment %d: %s", self.pid, reason)
+        if self.stop_reason is None or self.stop_reason is reason:
+            self.stop_reason = reason
+            self.stop_detail = self.stop_detail or detail
+            log.debug("killing environment %d: %s %s", self.pid, reason.value, detail)
         if self.state is not EnvState.STOPPING:
             self._set_state(EnvState.STOPPING)
         self._signal(signal.SIGKILL)
 
-    def terminate(self, reason: str = "shutdown") -> None:
+    def terminate(self, reason: StopReason = StopReason.SHUTDOWN) -> None:
         """Start Lambda's Shutdown: leave service now and send SIGTERM."""
         if self.state in (EnvState.STOPPING, EnvState.DEAD):
             return
-        self.kill_reason = self.kill_reason or reason
+        self.stop_reason = self.stop_reason or reason
         frozen = self.state is EnvState.FROZEN
         self._set_state(EnvState.STOPPING)
         self._signal(signal.SIGTERM)
@@ -457,6 +471,12 @@ class Environment:
             self._signal(signal.SIGKILL)
             await self._exited
 
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        """Resolves with the exit status once the process is gone and its handle closed
+        (shielded: a waiter that is cancelled does not cancel it for the others)."""
+        return asyncio.shield(self._exited)
+
     async def wait_exited(self) -> int:
         return await asyncio.shield(self._exited)
 
@@ -468,23 +488,24 @@ class Environment:
         if self.state is EnvState.DEAD:
             return
         if self.resources is not None and self.resources.oom_killed():
-            self.oom = True
-        if self.oom:
+            self.stop_reason = StopReason.OUT_OF_MEMORY  # the kernel's verdict wins
+        if self.stop_reason is StopReason.OUT_OF_MEMORY:
             peak = self.resources.peak_kb() if self.resources is not None else None
             self.max_rss_kb = max(self.max_rss_kb, peak or 0)
-            log.warning("environment %d was killed for exceeding its memory size", self.pid)
-        elif self.kill_reason in (None, "control channel closed"):
-            log.warning("environment %d exited on its own: %s", self.pid, describe_exit(status))
+        elif self.stop_reason is None or self.stop_reason is StopReason.CONTROL_CLOSED:
+            # Nobody ended it: it exited on its own (closing its pipe first, or not).
+            self.stop_reason = self.stop_reason or StopReason.CRASH
+            self.stop_detail = describe_exit(status)
         self._drain_log()
         self._finish(status)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(Died(status, self.kill_reason))
+            waiter.set_result(Died(status, self.stop_reason))
 
     def on_zygote_lost(self) -> None:
         """The zygote died, so this process is being killed (parent-death signal). Nobody
         will report its exit: wait for it on the pidfd ourselves."""
-        self.kill_reason = self.kill_reason or "zygote exited"
+        self.stop_reason = self.stop_reason or StopReason.ZYGOTE_LOST
         self._signal(signal.SIGKILL)
         if self._pidfd < 0:
             self.on_exit(signal.SIGKILL)
@@ -511,10 +532,8 @@ class Environment:
             except OSError:
                 pass
         self.exit_status = status
-        if self.state is not EnvState.DEAD:
-            if self.state is not EnvState.STOPPING:
-                self._set_state(EnvState.STOPPING)
-            self._set_state(EnvState.DEAD)
+        if self.state is not EnvState.DEAD and self.state is not EnvState.STOPPING:
+            self._set_state(EnvState.STOPPING)
         self._cancel_timer()
         self._sink = None
         for fd in (self._out_r, self._log_r):
@@ -528,5 +547,7 @@ class Environment:
             if fd >= 0:
                 os.close(fd)
                 setattr(self, name, -1)
+        if self.state is not EnvState.DEAD:
+            self._set_state(EnvState.DEAD)  # its owner forgets it: every fd is closed by now
         if not self._exited.done():
             self._exited.set_result(status)

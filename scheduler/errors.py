@@ -111,6 +111,23 @@ class SchedulerClosed(SchedulerError):
         return {"Type": self.kind, "Message": self.message}  # ServiceException's casing
 
 
+class SpawnError(SchedulerError):
+    """The zygote could not fork an environment (a host limit, not the function's fault)."""
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
+class ZygoteError(SchedulerError):
+    """503: the fork server is not running (it did not start, or exited during start-up);
+    the service cannot start environments until it is back."""
+
+    status = 503
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "Message": self.message}
+
+
 # Throttle reasons, with Lambda's spelling.
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"

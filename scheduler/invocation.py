@@ -146,6 +146,7 @@ class Invocation:
 
     def __init__(
         self,
+        *,
         function_name: str,
         version: str,
         memory_mb: int,

@@ -6,7 +6,8 @@ INFO says what the scheduler decided (an environment started, was reaped after i
 recycled at its maximum lifetime, retired by a configuration change, killed at its deadline).
 What the engine already reports at WARNING or ERROR — an environment that exited on its own,
 broke the protocol or ran out of memory, a provisioned Init that failed — is repeated here only
-at DEBUG, so the log says each thing once at the default level.
+at DEBUG, so the log says each thing once at the default level. The wording and the levels are
+``stops.STOP_RULES``', the table the pool and the metrics read too.
 """
 
 from __future__ import annotations
@@ -16,22 +17,9 @@ import logging
 
 from .environment import Environment
 from .observer import Observer
-from .scheduler import Scheduler
+from .stops import STOP_RULES, StopReason, lifecycle_level, stop_line
 
 log = logging.getLogger("lambda_scheduler.lifecycle")
-
-# reason → (level, what happened); the reasons are observer.stop_reason's bounded set.
-_STOPS: dict[str, tuple[int, str]] = {
-    "idle": (logging.INFO, "reaped: idle for the idle TTL"),
-    "lifetime": (logging.INFO, "recycled: reached its maximum lifetime"),
-    "config_change": (logging.INFO, "retired: the function's configuration changed"),
-    "provisioned_change": (logging.INFO, "retired: provisioned concurrency was lowered"),
-    "timeout": (logging.INFO, "killed: its invocation reached the function timeout"),
-    "init_failure": (logging.INFO, "discarded: its Init failed"),
-    "shutdown": (logging.DEBUG, "shut down"),
-    "out_of_memory": (logging.DEBUG, "killed: out of memory"),
-    "error": (logging.DEBUG, "gone: exited, crashed or broke the protocol"),
-}
 
 
 def _kind(env: Environment) -> str:
@@ -39,9 +27,6 @@ def _kind(env: Environment) -> str:
 
 
 class LifecycleLog(Observer):
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
-
     def environment_started(self, function: str, env: Environment, ok: bool, init_s: float) -> None:
         if ok:
             log.info("environment %d of %s started (%s, Init %.1f ms)", env.pid, function, _kind(env), init_s * 1e3)
@@ -49,21 +34,11 @@ class LifecycleLog(Observer):
             # The invocation's INIT_REPORT, or the pool's error for a provisioned Init, says why.
             log.debug("environment %d of %s failed Init after %.1f ms", env.pid, function, init_s * 1e3)
 
-    def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
-        if self.scheduler.closing:
-            # Scheduler.stop retires pools as if their configuration changed; say what it is.
-            reason = "shutdown"
-        level, what = _STOPS.get(reason, (logging.INFO, f"stopped ({reason})"))
+    def environment_stopped(self, function: str, env: Environment, reason: StopReason) -> None:
+        rule = STOP_RULES[reason]
+        level = lifecycle_level(rule)
         if not log.isEnabledFor(level):
             return
         age = asyncio.get_running_loop().time() - env.created_at
-        log.log(
-            level,
-            "environment %d of %s (%s) %s; %d invocations in %.1f s",
-            env.pid,
-            function,
-            _kind(env),
-            what,
-            env.invocations,
-            age,
-        )
+        line = stop_line(env.pid, function, env.provisioned, rule)
+        log.log(level, "%s; %d invocations in %.1f s", line, env.invocations, age)

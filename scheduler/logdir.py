@@ -31,6 +31,7 @@ from .environment import Environment
 from .errors import ConfigError
 from .invocation import InvocationResult
 from .observer import Observer
+from .stops import StopReason
 
 log = logging.getLogger("lambda_scheduler.logdir")
 
@@ -190,7 +191,7 @@ class LogDir(Observer):
     def environment_output(self, function: str, env: Environment, data: bytes) -> None:
         self._writer.write(self.path_of(function, env.log_stream), data)
 
-    def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
+    def environment_stopped(self, function: str, env: Environment, reason: StopReason) -> None:
         # The invocation an environment died in is reported just after its stop: close a
         # moment later, so that last block lands in the same file.
         self._close_later(self.path_of(function, env.log_stream))

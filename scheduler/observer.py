@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .environment import Environment
     from .invocation import InvocationResult
+    from .stops import StopReason
 
 
 class Observer:
@@ -29,10 +30,9 @@ class Observer:
     def environment_started(self, function: str, env: Environment, ok: bool, init_s: float) -> None:
         """An environment finished Init (``ok``) or failed it. ``env.provisioned`` tells the kind."""
 
-    def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
-        """An environment's process is gone. ``reason`` is bounded: idle, lifetime, error,
-        timeout, out_of_memory, ephemeral_storage, config_change, provisioned_change,
-        init_failure, shutdown."""
+    def environment_stopped(self, function: str, env: Environment, reason: StopReason) -> None:
+        """An environment's process is gone, for ``reason``; ``stops.STOP_RULES[reason]``
+        has its metric label and log line."""
 
     def environment_output(self, function: str, env: Environment, data: bytes) -> None:
         """Output an environment wrote outside any invocation (provisioned Init, background
@@ -60,7 +60,7 @@ class Observers(Observer):
         for member in self.members:
             member.environment_started(function, env, ok, init_s)
 
-    def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
+    def environment_stopped(self, function: str, env: Environment, reason: StopReason) -> None:
         for member in self.members:
             member.environment_stopped(function, env, reason)
 
@@ -68,27 +68,3 @@ class Observers(Observer):
         for member in self.members:
             member.environment_output(function, env, data)
 
-
-# Environment kill reasons (free text inside the engine) → the bounded label set above.
-def stop_reason(kill_reason: str | None, oom: bool = False) -> str:
-    if oom:
-        return "out_of_memory"
-    if kill_reason is None:
-        return "error"
-    for prefix, label in _REASONS:
-        if kill_reason.startswith(prefix):
-            return label
-    return "error"
-
-
-_REASONS = (
-    ("idle", "idle"),
-    ("lifetime", "lifetime"),
-    ("timeout", "timeout"),
-    ("configuration changed", "config_change"),
-    ("provisioned concurrency lowered", "provisioned_change"),
-    ("init", "init_failure"),
-    ("shutdown", "shutdown"),
-    ("ephemeral storage", "ephemeral_storage"),
-    ("out of memory", "out_of_memory"),
-)

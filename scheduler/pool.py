@@ -18,16 +18,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import envvars, logs
 from .config import FunctionConfig, SchedulerConfig
-from .environment import TIMED_OUT, Died, Environment, EnvState, StartOutcome
+from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState, StartOutcome
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import interpreter_path
 from .logs import LogBuffer
-from .observer import Observer, stop_reason
+from .observer import Observer
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
+from .status import Kind, ProvisionedStatus, provisioned_state
+from .stops import STOP_RULES, PoolAction, StopReason, stop_line
 
 if TYPE_CHECKING:
     from .isolation.manager import Isolation
@@ -38,6 +40,14 @@ log = logging.getLogger("lambda_scheduler.pool")
 _INIT_EXIT_ERROR = "Runtime.ExitError"
 _OOM = "Runtime.OutOfMemory"
 _PROVISION_BACKOFF_MAX_S = 60.0
+_PARKED = (EnvState.IDLE, EnvState.FROZEN)
+
+
+class ScaleAllowance(Protocol):
+    """Admission's say on a new environment (admission.ScalingBucket): asked before each
+    cold start; False means the function's scaling rate is used up."""
+
+    def take(self) -> bool: ...
 
 
 class PoolContext:
@@ -68,14 +78,16 @@ class Pool:
         self.environments: set[Environment] = set()
         self.provisioned_target = config.provisioned_concurrency
         self.provisioning = 0  # provisioned environments still in Init
-        self.provisioned_alive = 0  # provisioned environments started and not yet stopping
+        self._allocated: set[Environment] = set()  # provisioned, initialised, not yet stopping
         self.retired = False
-        self.retire_reason = "configuration changed"
+        self.retire_reason = StopReason.CONFIG_CHANGE
         # The last failed Init of a provisioned environment, until one succeeds (the API
         # reports it as Status FAILED with this StatusReason).
         self.provision_error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._drained: asyncio.Future[None] = self._loop.create_future()
+        self._settled: asyncio.Future[None] = self._loop.create_future()  # nothing provisioned in Init
+        self._settled.set_result(None)
         self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings)
@@ -93,14 +105,15 @@ class Pool:
             return self.idle.pop()
         return None
 
-    async def invoke(self, inv: Invocation, allow_new: Callable[[], bool]) -> InvocationResult:
-        """Run ``inv`` in an environment. ``allow_new`` is asked before a new environment is
-        started and may raise (the scaling limit)."""
+    async def invoke(self, inv: Invocation, allowance: ScaleAllowance) -> InvocationResult | None:
+        """Run ``inv`` in an environment; None if it needs a new one and ``allowance`` has
+        no token left (the caller throttles it: the pool knows nothing of Lambda's limits)."""
         env = self.take_idle(inv)
         if env is not None:
             inv.log_start()
             return await self._run(env, inv, time.perf_counter() + self.config.timeout_s)
-        allow_new()
+        if not allowance.take():
+            return None
         inv.start = "cold"
         started = await self._cold_start(inv)
         if isinstance(started, InvocationResult):
@@ -145,14 +158,14 @@ class Pool:
             self.retire(env, self.retire_reason)
             return
         if self._expired(env, self._loop.time()):
-            self.retire(env, "lifetime")
+            self.retire(env, StopReason.LIFETIME)
             return
         if env.provisioned and self._surplus():
-            self.retire(env, "provisioned concurrency lowered")
+            self.retire(env, StopReason.PROVISIONED_LOWERED)
             return
         resources = env.resources
         if resources is not None and resources.tmp_dir is not None and resources.tmp_over_quota():
-            self.retire(env, "ephemeral storage exceeded")
+            self.retire(env, StopReason.TMP_OVER_QUOTA)
             return
         self._park(env)
         (self.provisioned_idle if env.provisioned else self.idle).append(env)
@@ -193,7 +206,6 @@ class Pool:
         await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
         env = Environment(self, provisioned, logs.log_stream_name())
         self.environments.add(env)
-        env._exited.add_done_callback(lambda _: self._forget(env))
         resources = self.ctx.isolation.allocate(self.config, self.ctx.base_path)
         env.resources = resources
         environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
@@ -205,7 +217,7 @@ class Pool:
         if ok:
             resources.on_ready()
         else:
-            env.kill("init failed" if type(outcome) is not InitFailed else "init error")
+            env.kill(StopReason.INIT_ERROR if type(outcome) is InitFailed else StopReason.INIT_FAILED)
         self.ctx.observer.environment_started(self.config.name, env, ok, time.perf_counter() - began)
         return env, outcome
 
@@ -242,8 +254,13 @@ class Pool:
 
     # --- provisioned concurrency ----------------------------------------------------------
 
+    @property
+    def provisioned_alive(self) -> int:
+        """Provisioned environments initialised and not yet stopping (Lambda's allocated)."""
+        return len(self._allocated)
+
     def provisioned_live(self) -> int:
-        return self.provisioning + self.provisioned_alive
+        return self.provisioning + len(self._allocated)
 
     def ensure_provisioned(self) -> list[asyncio.Task[None]]:
         """Start or retire provisioned environments until exactly the target are live."""
@@ -251,10 +268,10 @@ class Pool:
             return []
         tasks = []
         for _ in range(self.provisioned_target - self.provisioned_live()):
-            self.provisioning += 1
+            self._count_provisioning(+1)
             tasks.append(self.ctx.background(self._provision_one()))
         while self.provisioned_live() > self.provisioned_target and self.provisioned_idle:
-            self.retire(self.provisioned_idle.popleft(), "provisioned concurrency lowered")
+            self.retire(self.provisioned_idle.popleft(), StopReason.PROVISIONED_LOWERED)
         return tasks
 
     async def _provision_one(self) -> None:
@@ -271,12 +288,11 @@ class Pool:
                     if len(sink):
                         self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
                     self.provision_error = None
-                    self.provisioning -= 1
                     counted = False
-                    self.provisioned_alive += 1
-                    env.on_stopping = self._provisioned_stopping
+                    self._allocated.add(env)
+                    self._count_provisioning(-1)
                     if self.retired or self._surplus():
-                        self.retire(env, "provisioned concurrency lowered")
+                        self.retire(env, StopReason.PROVISIONED_LOWERED)
                     else:
                         self._park(env)
                         self.provisioned_idle.append(env)
@@ -293,7 +309,14 @@ class Pool:
                 delay = min(delay * 2, _PROVISION_BACKOFF_MAX_S)
         finally:
             if counted:
-                self.provisioning -= 1
+                self._count_provisioning(-1)
+
+    def _count_provisioning(self, delta: int) -> None:
+        self.provisioning += delta
+        if self.provisioning and self._settled.done():
+            self._settled = self._loop.create_future()
+        elif not self.provisioning and not self._settled.done():
+            self._settled.set_result(None)
 
     def _surplus(self) -> bool:
         return self.provisioned_live() > self.provisioned_target
@@ -310,30 +333,24 @@ class Pool:
         reaped = 0
         idle = self.idle
         while idle and now - idle[0].last_used >= ttl:
-            self.retire(idle.popleft(), "idle")
+            self.retire(idle.popleft(), StopReason.IDLE_TIMEOUT)
             reaped += 1
         for queue in (idle, self.provisioned_idle):
             for env in [e for e in queue if self._expired(e, now)]:
                 queue.remove(env)
-                self.retire(env, "lifetime")
+                self.retire(env, StopReason.LIFETIME)
                 reaped += 1
         return reaped
 
-    def _provisioned_stopping(self, env: Environment) -> None:
-        """A provisioned environment left service (crash, timeout, lifetime, retirement):
-        start its replacement if the pool still wants one."""
-        self.provisioned_alive -= 1
-        self.ensure_provisioned()
-
-    def retire(self, env: Environment, reason: str) -> None:
+    def retire(self, env: Environment, reason: StopReason) -> None:
         """Shut an environment down gracefully (SIGTERM, grace, SIGKILL) in the background."""
         if env.state is EnvState.DEAD:
             return
-        log.debug("retiring environment %d of %s: %s", env.pid, self.config.name, reason)
+        log.debug("retiring environment %d of %s: %s", env.pid, self.config.name, reason.value)
         env.terminate(reason)
         self.ctx.background(env.shutdown(self.ctx.settings.shutdown_timeout_s))
 
-    def retire_all(self, reason: str = "configuration changed") -> None:
+    def retire_all(self, reason: StopReason = StopReason.CONFIG_CHANGE) -> None:
         """This configuration is replaced or removed (or the scheduler stops): idle
         environments go now, busy ones when their invocation ends."""
         self.retired = True
@@ -347,11 +364,34 @@ class Pool:
                 self.retire(queue.popleft(), reason)
         self._check_drained()
 
-    def _forget(self, env: Environment) -> None:
+    # --- the environments' events ---------------------------------------------------------
+
+    def on_environment_event(self, event: EnvEvent) -> None:
+        """The one path by which an environment tells its pool that it left service."""
+        env = event.env
+        if event.new is EnvState.STOPPING:
+            if event.old in _PARKED:  # off the idle queue, whoever stopped it
+                queue = self.provisioned_idle if env.provisioned else self.idle
+                try:
+                    queue.remove(env)
+                except ValueError:
+                    pass  # taken off by the caller that retires it
+            if env in self._allocated:
+                self._allocated.discard(env)
+                if STOP_RULES[event.reason].action is PoolAction.REPLACE:
+                    self.ensure_provisioned()
+        elif event.new is EnvState.DEAD:
+            self._forget(env, event.reason, event.detail)
+
+    def _forget(self, env: Environment, reason: StopReason, detail: str) -> None:
         self.environments.discard(env)
         if env.resources is not None:
             env.resources.release()
-        self.ctx.observer.environment_stopped(self.config.name, env, stop_reason(env.kill_reason, env.oom))
+        rule = STOP_RULES[reason]
+        if rule.level >= logging.WARNING:
+            line = stop_line(env.pid, self.config.name, env.provisioned, rule)
+            log.warning("%s%s", line, f": {detail}" if detail else "")
+        self.ctx.observer.environment_stopped(self.config.name, env, reason)
         self._check_drained()
 
     def on_output(self, env: Environment, data: bytes) -> None:
@@ -365,20 +405,27 @@ class Pool:
         """Wait until this pool is retired and its last environment has exited."""
         await asyncio.shield(self._drained)
 
-    def on_environment_lost(self, env: Environment) -> None:
-        """An idle environment is stopping (crashed, killed, or retired by us after we
-        already took it off the queue)."""
-        queue = self.provisioned_idle if env.provisioned else self.idle
-        try:
-            queue.remove(env)
-        except ValueError:
-            pass
+    # --- what the engine reports (status.FunctionStatus) ----------------------------------
 
-    def counts(self) -> dict[EnvState, int]:
-        out = dict.fromkeys(EnvState, 0)
+    def environment_counts(self) -> dict[tuple[Kind, EnvState], int]:
+        out: dict[tuple[Kind, EnvState], int] = {(k, s): 0 for k in ("on_demand", "provisioned") for s in EnvState}
         for env in self.environments:
-            out[env.state] += 1
+            out["provisioned" if env.provisioned else "on_demand", env.state] += 1
         return out
+
+    def provisioned_status(self, busy: int) -> ProvisionedStatus:
+        requested = self.provisioned_target
+        allocated = len(self._allocated)
+        state = provisioned_state(requested, allocated, self.provisioning, self.provision_error)
+        return ProvisionedStatus(requested, allocated, self.provisioning, busy, state, self.provision_error)
+
+    @property
+    def drained(self) -> asyncio.Future[None]:
+        return self._drained
+
+    @property
+    def settled(self) -> asyncio.Future[None]:
+        return self._settled
 
 
 def _describe(outcome: StartOutcome) -> str:

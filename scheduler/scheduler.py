@@ -11,21 +11,26 @@ that limits depend on (in-flight invocations, the scaling allowance) carry over.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Self
 
 from . import arn
-from .admission import Admission, ScalingBucket, scale_throttle
+from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
 from .config import FunctionConfig, SchedulerConfig
+from .environment import Environment, EnvState
 from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
+from .status import FunctionStatus
+from .stops import StopReason
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -34,17 +39,58 @@ log = logging.getLogger("lambda_scheduler")
 _LIMIT_FIELDS = frozenset({"reserved_concurrency", "provisioned_concurrency"})
 
 
-class FunctionState:
-    __slots__ = ("arn", "bucket", "config", "in_flight", "name", "pool", "reserved")
+_incarnations = itertools.count(1)
 
-    def __init__(self, config: FunctionConfig, pool: Pool, bucket: ScalingBucket, arn_: str) -> None:
+
+class FunctionState:
+    """The engine's own record of a function; the outside sees only its :meth:`status`."""
+
+    __slots__ = ("admission", "arn", "config", "incarnation", "name", "pool")
+
+    def __init__(self, config: FunctionConfig, pool: Pool, admission: FunctionAdmission, arn_: str) -> None:
         self.name = config.name
         self.config = config
         self.pool = pool
-        self.in_flight = 0
-        self.reserved: int | None = None
-        self.bucket = bucket
+        self.admission = admission
         self.arn = arn_
+        self.incarnation = next(_incarnations)
+
+    def status(self) -> FunctionStatus:
+        pool = self.pool
+        environments = pool.environment_counts()
+        return FunctionStatus(
+            self.name,
+            self.arn,
+            self.config,
+            self.incarnation,
+            MappingProxyType(environments),
+            pool.provisioned_status(environments["provisioned", EnvState.BUSY]),
+            self.admission.in_flight,
+            self.admission.reserved,
+            pool.drained,
+            pool.settled,
+        )
+
+
+class FunctionsView(Mapping[str, FunctionStatus]):
+    """``Scheduler.functions``: read-only, and each value a snapshot taken when read."""
+
+    __slots__ = ("_functions",)
+
+    def __init__(self, functions: dict[str, FunctionState]) -> None:
+        self._functions = functions
+
+    def __getitem__(self, name: str) -> FunctionStatus:
+        return self._functions[name].status()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._functions))  # a snapshot of the names: safe across awaits
+
+    def __len__(self) -> int:
+        return len(self._functions)
 
 
 def _payload_bytes(payload: object) -> bytes:
@@ -134,7 +180,7 @@ class Scheduler:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
         for pool in pools:
-            pool.retire_all("shutdown")
+            pool.retire_all(StopReason.SHUTDOWN)
         for task in list(self._tasks):
             task.cancel()
         envs = [env for pool in pools for env in pool.environments]
@@ -182,8 +228,22 @@ class Scheduler:
     # --- functions ------------------------------------------------------------------------
 
     @property
-    def functions(self) -> dict[str, FunctionState]:
-        return self._functions
+    def functions(self) -> FunctionsView:
+        """Every function by name, as a read-only view of snapshots (:class:`FunctionStatus`)."""
+        return FunctionsView(self._functions)
+
+    def status(self, name: str) -> FunctionStatus:
+        return self.get_function(name).status()
+
+    def describe(
+        self, function_name: str, qualifier: str | None = None, *, action: str = "lambda:GetFunction"
+    ) -> FunctionStatus:
+        """:meth:`resolve`, as a snapshot: what the API reads."""
+        return self.resolve(function_name, qualifier, action=action).status()
+
+    def environments(self, name: str) -> tuple[Environment, ...]:
+        """The handles of a function's current environments (for tests and diagnostics)."""
+        return tuple(self.get_function(name).pool.environments)
 
     @property
     def retired_pools(self) -> frozenset[Pool]:
@@ -206,8 +266,8 @@ class Scheduler:
         if config.name in self._functions:
             raise ResourceConflict(f"Function already exist: {config.name}")
         bucket = ScalingBucket(self.settings.scale_limit, self.settings.scale_window_s)
-        fn = FunctionState(config, Pool(ctx, config), bucket, self.settings.function_arn(config.name))
-        self.admission.set_reserved(fn, config.reserved_concurrency)
+        fn = FunctionState(config, Pool(ctx, config), FunctionAdmission(bucket), self.settings.function_arn(config.name))
+        self.admission.set_reserved(fn.admission, config.reserved_concurrency)
         self._functions[config.name] = fn
         self.isolation.set_function(config.name, config)
         return fn.pool.ensure_provisioned()
@@ -222,9 +282,9 @@ class Scheduler:
         ctx = self._require_running()
         fn = self.get_function(config.name)
         old = fn.config
-        self.admission.check_reserved(fn, config.reserved_concurrency)
+        self.admission.check_reserved(fn.admission, config.reserved_concurrency)
         changed = {f for f in old.__dataclass_fields__ if getattr(old, f) != getattr(config, f)}
-        self.admission.set_reserved(fn, config.reserved_concurrency)
+        self.admission.set_reserved(fn.admission, config.reserved_concurrency)
         fn.config = config
         self.isolation.set_function(config.name, config)
         if changed - _LIMIT_FIELDS:
@@ -238,7 +298,7 @@ class Scheduler:
 
     def remove_function(self, name: str) -> None:
         fn = self.get_function(name)
-        self.admission.set_reserved(fn, None)
+        self.admission.set_reserved(fn.admission, None)
         del self._functions[name]
         self.isolation.set_function(name, None)
         fn.pool.retire_all()
@@ -251,14 +311,6 @@ class Scheduler:
     def set_provisioned_concurrency(self, name: str, value: int) -> None:
         fn = self.get_function(name)
         self.update_function(fn.config.replace(provisioned_concurrency=value))
-
-    async def wait_provisioned(self, name: str, timeout: float = 30.0) -> None:
-        """Wait until the function's provisioned environments are all initialised."""
-        pool = self.get_function(name).pool
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while pool.provisioning and loop.time() < deadline:
-            await asyncio.sleep(0.01)
 
     # --- invoke ---------------------------------------------------------------------------
 
@@ -300,38 +352,35 @@ class Scheduler:
         config = fn.config
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
         try:
-            unreserved = self.admission.admit(fn)
+            unreserved = self.admission.admit(fn.admission)
         except Throttled as exc:
             self.observers.throttled(fn.name, exc.reason)
             raise
         inv = Invocation(
-            fn.name,
-            "$LATEST",
-            config.memory_mb,
-            config.timeout_s,
-            body,
-            invoked_arn,
-            self.settings.max_log_bytes,
-            request_id,
-            client_context,
-            cognito_identity,
-            trace_id,
-            tenant_id,
+            function_name=fn.name,
+            version="$LATEST",
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
+            payload=body,
+            invoked_arn=invoked_arn,
+            log_limit=self.settings.max_log_bytes,
+            request_id=request_id,
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+            trace_id=trace_id,
+            tenant_id=tenant_id,
         )
         inv.admitted_at = time.perf_counter()
         try:
-            result = await fn.pool.invoke(inv, lambda: self._allow_new(fn))
+            result = await fn.pool.invoke(inv, fn.admission.bucket)
         finally:
-            self.admission.release(fn, unreserved)
+            self.admission.release(fn.admission, unreserved)
             if self._closing and not self.admission.in_flight:
                 self._drained.set()
+        if result is None:  # it needed a new environment, and the scaling rate is used up
+            throttle = scale_throttle(fn.admission)
+            self.observers.throttled(fn.name, throttle.reason)
+            raise throttle
         result.latency_s = time.perf_counter() - inv.admitted_at
         self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
         return result
-
-    def _allow_new(self, fn: FunctionState) -> bool:
-        if not fn.bucket.take():
-            throttle = scale_throttle(fn)
-            self.observers.throttled(fn.name, throttle.reason)
-            raise throttle
-        return True

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import msgspec
 
+from .errors import ZygoteError
 from .protocol import Exited, FromZygote, Hello, Spawn, Spawned, SpawnFailed
 
 log = logging.getLogger("lambda_scheduler.zygote")
@@ -32,10 +33,6 @@ class SpawnWatcher(Protocol):
     def on_spawn_failed(self, message: str) -> None: ...
     def on_exit(self, status: int) -> None: ...
     def on_zygote_lost(self) -> None: ...
-
-
-class ZygoteError(RuntimeError):
-    pass
 
 
 class ZygoteClient:

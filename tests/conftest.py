@@ -85,6 +85,11 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 MakeScheduler = Callable[..., Awaitable[Scheduler]]
 
 
+async def wait_provisioned(s: Scheduler, name: str, timeout: float = 30.0) -> None:
+    """Until no provisioned environment of ``name`` is in Init (an event, not a poll)."""
+    await asyncio.wait_for(asyncio.shield(s.status(name).provisioned_settled), timeout)
+
+
 async def _bounded(step: Awaitable[None], timeout: float, what: Callable[[], str]) -> None:
     """A teardown step under its own limit, failing with what was still in progress: a hang
     on an idle uvloop loop is not interrupted by pytest-timeout's signal, so it is bounded here
@@ -97,7 +102,7 @@ async def _bounded(step: Awaitable[None], timeout: float, what: Callable[[], str
 
 def _environments(s: Scheduler) -> list[str]:
     return [
-        repr(env) + f" kill_reason={env.kill_reason!r}" for fn in s.functions.values() for env in fn.pool.environments
+        repr(env) + f" stop_reason={env.stop_reason!r}" for name in s.functions for env in s.environments(name)
     ]
 
 

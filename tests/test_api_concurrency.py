@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import MakeServer, aws, fn
+from .conftest import MakeServer, aws, fn, wait_provisioned
 
 
 async def test_reserved_concurrency_put_get_delete(make_server: MakeServer) -> None:
@@ -59,7 +59,7 @@ async def test_provisioned_concurrency_on_latest(make_server: MakeServer) -> Non
     )
     assert put["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert put["Status"] == "IN_PROGRESS" and put["RequestedProvisionedConcurrentExecutions"] == 2
-    await served.scheduler.wait_provisioned("env")
+    await wait_provisioned(served.scheduler, "env")
     ready = await aws(client.get_provisioned_concurrency_config, FunctionName="env", Qualifier="$LATEST")
     assert ready["Status"] == "READY"
     assert ready["AllocatedProvisionedConcurrentExecutions"] == ready["AvailableProvisionedConcurrentExecutions"] == 2

@@ -91,7 +91,7 @@ async def test_dry_run_checks_without_running(make_server: MakeServer) -> None:
     client = served.client()
     response = await aws(client.invoke, FunctionName="echo", InvocationType="DryRun", Payload=b'{"a": 1}')
     assert response["StatusCode"] == 204 and response["Payload"] == b""
-    assert not served.scheduler.functions["echo"].pool.environments
+    assert not served.scheduler.environments("echo")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         await aws(client.invoke, FunctionName="nope", InvocationType="DryRun")
 

@@ -188,7 +188,7 @@ async def test_an_attackers_page_creates_and_runs_nothing(make_server: MakeServe
     listed = await aws(served.client().list_functions)
     assert [f["FunctionName"] for f in listed["Functions"]] == ["victim"]
     assert not mark.exists() and not pwned.exists()
-    assert not any(served.scheduler.functions["victim"].pool.counts().values())  # no environment ever started
+    assert not any(served.scheduler.functions["victim"].environments.values())  # no environment ever started
 
 
 async def test_control_the_same_page_succeeds_when_its_origin_is_allowed(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import Scheduler
+from scheduler.environment import EnvState
 
 from .conftest import MakeScheduler, fn
 
@@ -20,7 +21,7 @@ def _body(result) -> dict:  # type: ignore[no-untyped-def]
 
 
 async def _pids(s: Scheduler, name: str) -> set[int]:
-    return {env.pid for env in s.functions[name].pool.environments if env.alive}
+    return {env.pid for env in s.environments(name) if env.alive}
 
 
 # --- at Invoke -----------------------------------------------------------------------------
@@ -102,7 +103,7 @@ async def test_invoke_timeout_kills_the_environment(make_scheduler: MakeSchedule
     assert 300 <= result.duration_ms < 300 + 250
     assert result.billed_duration_ms >= 300
     # The environment was killed: nothing of that function is left running.
-    env = next(iter(s.functions["slow"].pool.environments), None)
+    env = next(iter(s.environments("slow")), None)
     if env is not None:
         await env.wait_exited()
     assert not await _pids(s, "slow")
@@ -240,10 +241,10 @@ async def test_an_idle_environment_that_dies_is_replaced(make_scheduler: MakeSch
 
     s = await make_scheduler(fn("who", "basic.whoami"))
     first = await s.invoke("who")
-    env = next(iter(s.functions["who"].pool.environments))
+    env = next(iter(s.environments("who")))
     os.kill(env.pid, signal.SIGKILL)
     await env.wait_exited()
-    assert not s.functions["who"].pool.idle
+    assert not any(s.functions["who"].environments["on_demand", st] for st in (EnvState.IDLE, EnvState.FROZEN))
     result = await s.invoke("who")
     assert result.error_type is None and result.start == "cold"
     assert json.loads(result.payload)["pid"] != json.loads(first.payload)["pid"]

@@ -71,7 +71,7 @@ async def test_cross_origin_simple_posts_create_and_run_nothing(make_server: Mak
     listed = await aws(served.client().list_functions)
     assert [f["FunctionName"] for f in listed["Functions"]] == ["victim"]
     assert not mark.exists() and not pwned.exists()
-    assert not any(served.scheduler.functions["victim"].pool.counts().values())  # no environment ever started
+    assert not any(served.scheduler.functions["victim"].environments.values())  # no environment ever started
     assert await refused_count(served, "origin") == 2
 
 

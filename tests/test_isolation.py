@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import Scheduler
+from scheduler.stops import StopReason
 
 from .conftest import FUNCTIONS, MakeScheduler, fn
 from .procs import cgroup_leftovers, wait_gone, zygote_family
@@ -108,10 +109,10 @@ async def test_a_tmp_over_quota_retires_the_environment_in_the_fallback(make_sch
     s = await make_scheduler(fn("fill", "resources.fill_tmp", ephemeral_storage_mb=512, timeout_s=30), isolation="fallback")
     first = await s.invoke("fill", {"mb": 520})
     assert _json(first) == {"written_mb": 520, "errno": None}
-    env = next(iter(s.functions["fill"].pool.environments), None)
+    env = next(iter(s.environments("fill")), None)
     if env is not None:
         await asyncio.wait_for(env.wait_exited(), 10)
-        assert env.kill_reason == "ephemeral storage exceeded"
+        assert env.stop_reason is StopReason.TMP_OVER_QUOTA
     again = await s.invoke("fill", {"mb": 1})
     assert again.start == "cold"
 
@@ -120,7 +121,7 @@ async def test_a_tmp_over_quota_retires_the_environment_in_the_fallback(make_sch
 async def test_a_frozen_environment_makes_no_progress(make_scheduler: MakeScheduler, freeze: bool) -> None:
     s = await make_scheduler(fn("tick", "basic.ticker"), freeze_idle=freeze, freeze_delay_s=0)
     first = _json(await s.invoke("tick"))  # starts a thread that counts every millisecond
-    env = next(iter(s.functions["tick"].pool.environments))
+    env = next(iter(s.environments("tick")))
     assert env.state.value == ("frozen" if freeze else "idle")
     await asyncio.sleep(0.3)  # time passes while the environment is parked: that is the test
     second = await s.invoke("tick")
@@ -135,7 +136,7 @@ async def test_a_frozen_environment_makes_no_progress(make_scheduler: MakeSchedu
 async def test_an_idle_environment_is_frozen_after_the_delay(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("tick", "basic.ticker"), freeze_delay_s=0.05)
     first = _json(await s.invoke("tick"))
-    env = next(iter(s.functions["tick"].pool.environments))
+    env = next(iter(s.environments("tick")))
     assert env.state.value == "idle"  # reused within the delay, it would never be stopped
     while env.state.value != "frozen":
         await asyncio.sleep(0.005)
@@ -186,13 +187,13 @@ async def test_cgroups_are_recycled(make_scheduler: MakeScheduler) -> None:
     if s.isolation.cgroups is None:
         pytest.skip("no cgroups here")
     await s.invoke("w")
-    first = next(iter(s.functions["w"].pool.environments))
+    first = next(iter(s.environments("w")))
     assert first.resources is not None and not first.resources.recycled
     name = first.resources.cgroup.name  # type: ignore[union-attr]
     s.update_function(s.functions["w"].config.replace(memory_mb=256))  # retires the environment
     await asyncio.wait_for(first.wait_exited(), 5)
     await s.invoke("w")
-    second = next(iter(s.functions["w"].pool.environments))
+    second = next(iter(s.environments("w")))
     assert second.resources is not None and second.resources.recycled
     assert second.resources.cgroup.name == name  # type: ignore[union-attr]
 

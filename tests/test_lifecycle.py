@@ -34,7 +34,7 @@ async def test_graceful_stop_lets_in_flight_calls_finish(make_scheduler: MakeSch
     await s.invoke("other")
     release = tmp_path / "go"
     call = asyncio.ensure_future(s.invoke("hold", {"path": str(release)}))
-    await _until(lambda: s.admission.in_flight == 1 and any(e.state is EnvState.BUSY for e in s.functions["hold"].pool.environments))
+    await _until(lambda: s.admission.in_flight == 1 and any(e.state is EnvState.BUSY for e in s.environments("hold")))
     stopping = asyncio.ensure_future(s.stop())
     await _until(lambda: s._closing)
     with pytest.raises(SchedulerClosed):
@@ -50,7 +50,7 @@ async def test_graceful_stop_lets_in_flight_calls_finish(make_scheduler: MakeSch
 async def test_stop_kills_what_outlives_the_drain_timeout(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("hang", "faults.hang", timeout_s=60), drain_timeout_s=0.2)
     call = asyncio.ensure_future(s.invoke("hang"))
-    await _until(lambda: s.admission.in_flight == 1 and bool(s.functions["hang"].pool.environments))
+    await _until(lambda: s.admission.in_flight == 1 and bool(s.environments("hang")))
     await asyncio.wait_for(s.stop(), 5)
     result = await call
     assert result.error_type == "Runtime.ExitError"  # the runtime was shut down under it
@@ -59,7 +59,7 @@ async def test_stop_kills_what_outlives_the_drain_timeout(make_scheduler: MakeSc
 async def test_shutdown_escalates_to_sigkill(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("stubborn", "faults.ignore_sigterm"), shutdown_timeout_s=0.3)
     await s.invoke("stubborn")
-    env = next(iter(s.functions["stubborn"].pool.environments))
+    env = next(iter(s.environments("stubborn")))
     loop = asyncio.get_running_loop()
     began = loop.time()
     await s.stop()
@@ -86,7 +86,7 @@ async def test_shutdown_gives_the_runtime_sigterm_first(make_scheduler: MakeSche
     )
     s = await make_scheduler(fn("g", "graceful.handler", code_dir=code))
     await s.invoke("g")
-    env = next(iter(s.functions["g"].pool.environments))
+    env = next(iter(s.environments("g")))
     await s.stop()
     assert marker.read_text() == "bye"
     assert env.exit_status == 0
@@ -96,7 +96,7 @@ async def test_killing_the_zygote_is_survivable(make_scheduler: MakeScheduler) -
     s = await make_scheduler(fn("who", "basic.whoami"))
     first = json.loads((await s.invoke("who")).payload)["pid"]
     old_zygote = s.zygote.pid
-    env = next(iter(s.functions["who"].pool.environments))
+    env = next(iter(s.environments("who")))
     os.kill(old_zygote, signal.SIGKILL)
     await asyncio.wait_for(env.wait_exited(), 5)  # its environments die with it
     assert not alive(first)

@@ -15,7 +15,7 @@ from scheduler.load import ClosedLoop, LoadConfig, OpenLoop, Stage, Target, run_
 from scheduler.load.workload import encode
 from scheduler.observer import Observer
 
-from .conftest import MakeServer, fn
+from .conftest import MakeServer, fn, wait_provisioned
 
 SLEEP_20MS = (encode({"seconds": 0.020}),)
 
@@ -44,7 +44,7 @@ async def test_open_loop_rate_and_percentiles_of_a_20_ms_function(make_server: M
     served = await make_server(
         fn("sleeper", "basic.sleep", provisioned_concurrency=6, timeout_s=5), observers=[counter]
     )
-    await served.scheduler.wait_provisioned("sleeper")
+    await wait_provisioned(served.scheduler, "sleeper")
     config = LoadConfig(served.url, (Target("sleeper", 1, SLEEP_20MS),), OpenLoop((Stage(2.0, 100, 100),)))
     result = await run_load(config)
     r = result.recorder

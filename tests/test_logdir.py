@@ -22,7 +22,7 @@ from scheduler.invocation import Invocation, InvocationResult
 from scheduler.logdir import LogDir
 from scheduler.protocol import Response
 
-from .conftest import FAST_EVENTS, MakeServer, Served, fn, until
+from .conftest import FAST_EVENTS, MakeServer, Served, fn, until, wait_provisioned
 
 STREAM = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
 COMMAND = str(Path(sys.executable).with_name("lambda-scheduler"))
@@ -57,9 +57,8 @@ async def test_one_file_per_environment_named_by_its_log_stream(make_server: Mak
     served = await serve_with_logs(make_server, tmp_path, fn("streams", "observed.wait_then_stream"))
     s, root, release = served.scheduler, tmp_path / "logs", tmp_path / "release"
     payload = {"path": str(release)}
-    pool = s.functions["streams"].pool
     calls = [asyncio.ensure_future(s.invoke("streams", payload)) for _ in range(2)]
-    await until(lambda: len(pool.environments) == 2 and all(e.state.value == "busy" for e in pool.environments))
+    await until(lambda: len(s.environments("streams")) == 2 and all(e.state.value == "busy" for e in s.environments("streams")))
     release.touch()
     results = list(await asyncio.gather(*calls))
     results += [await s.invoke("streams", payload) for _ in range(3)]
@@ -129,7 +128,7 @@ async def test_output_between_invocations_goes_to_the_environment_file(make_serv
 async def test_provisioned_init_output_goes_to_the_environment_file(make_server: MakeServer, tmp_path: Path) -> None:
     served = await serve_with_logs(make_server, tmp_path)
     served.scheduler.add_function(fn("warmed", "observed.stream", provisioned_concurrency=1))
-    await served.scheduler.wait_provisioned("warmed")
+    await wait_provisioned(served.scheduler, "warmed")
     stream = json.loads((await served.scheduler.invoke("warmed")).payload)
     path = tmp_path / "logs" / "warmed" / stream
     await until(lambda: path.exists() and "REPORT" in path.read_text())
@@ -182,7 +181,7 @@ FIXED_STREAM = "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
 
 
 def _result(text: str) -> InvocationResult:
-    inv = Invocation("fn", "$LATEST", 128, 3.0, b"{}", "arn", 4096)
+    inv = Invocation(function_name="fn", version="$LATEST", memory_mb=128, timeout_s=3.0, payload=b"{}", invoked_arn="arn", log_limit=4096)
     inv.log_stream = FIXED_STREAM
     inv.log_start()
     inv.output.append(f"{text}\n".encode())
@@ -221,10 +220,10 @@ async def test_the_scheduler_log_says_what_it_does_with_environments(
     )  # fmt: skip
     s = served.scheduler
     await s.invoke("brief")
-    brief = next(iter(s.functions["brief"].pool.environments)).pid
+    brief = next(iter(s.environments("brief"))).pid
     await s.invoke("hangs")
     await s.invoke("crash")
-    await until(lambda: not any(s.functions[n].pool.environments for n in ("brief", "hangs", "crash")))
+    await until(lambda: not any(s.environments(n) for n in ("brief", "hangs", "crash")))
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "lambda_scheduler.lifecycle"]
     info = [text for level, text in lines if level == logging.INFO]
 

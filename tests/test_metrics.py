@@ -26,7 +26,7 @@ from scheduler.metrics.cells import BOUNDS, LE
 from scheduler.metrics.invocations import MAX_ERROR_TYPES
 from scheduler.protocol import FunctionError, Response
 
-from .conftest import FAST_EVENTS, MakeServer, Served, aws, fn, until
+from .conftest import FAST_EVENTS, MakeServer, Served, aws, fn, until, wait_provisioned
 
 Labels = frozenset[tuple[str, str]]
 
@@ -76,7 +76,7 @@ def invocations(s: Scrape, function: str) -> dict[tuple[str, str], float]:
 
 
 async def _gone(served: Served, *names: str) -> None:
-    await until(lambda: all(not served.scheduler.functions[n].pool.environments for n in names))
+    await until(lambda: all(not served.scheduler.environments(n) for n in names))
 
 
 async def _hold_provisioned_and_spill(served: Served, client: object, tmp_path: Path) -> Scrape:
@@ -84,11 +84,10 @@ async def _hold_provisioned_and_spill(served: Served, client: object, tmp_path: 
     over to a cold on-demand one; returns a scrape taken while both run."""
     release = tmp_path / "release"
     payload = json.dumps({"path": str(release)})
-    pool = served.scheduler.functions["prov"].pool
     first = asyncio.ensure_future(aws(client.invoke, FunctionName="prov", Payload=payload))  # type: ignore[attr-defined]
-    await until(lambda: sum(e.state is EnvState.BUSY for e in pool.environments) == 1)
+    await until(lambda: sum(e.state is EnvState.BUSY for e in served.scheduler.environments("prov")) == 1)
     second = asyncio.ensure_future(aws(client.invoke, FunctionName="prov", Payload=payload))  # type: ignore[attr-defined]
-    await until(lambda: sum(e.state is EnvState.BUSY for e in pool.environments) == 2)
+    await until(lambda: sum(e.state is EnvState.BUSY for e in served.scheduler.environments("prov")) == 2)
     during = await scrape(served.url)
     release.touch()
     await asyncio.gather(first, second)
@@ -107,7 +106,7 @@ async def test_metric_families_and_labels_after_a_known_mix(make_server: MakeSer
     )
     # Added once the server (and its observers) run, so its provisioned Init is counted too.
     served.scheduler.add_function(fn("prov", "basic.wait_for_file", provisioned_concurrency=1))
-    await served.scheduler.wait_provisioned("prov")
+    await wait_provisioned(served.scheduler, "prov")
     client = served.client()
     for name, times in (("hello", 3), ("raises", 2), ("hangs", 1), ("crash", 1), ("badinit", 1)):
         for _ in range(times):
@@ -270,7 +269,9 @@ async def test_histograms_match_the_results_bucket_by_bucket(make_server: MakeSe
 
 
 def _result(start: str, error_type: str | None = None, report_error_type: str | None = None) -> InvocationResult:
-    inv = Invocation("fn", "$LATEST", 128, 3.0, b"{}", "arn:aws:lambda:us-east-1:123456789012:function:fn", 4096)
+    inv = Invocation(
+        function_name="fn", version="$LATEST", memory_mb=128, timeout_s=3.0, payload=b"{}", invoked_arn="arn:aws:lambda:us-east-1:123456789012:function:fn", log_limit=4096
+    )
     inv.start = start  # type: ignore[assignment]
     if error_type is None:
         return inv.finish_response(Response(inv.request_id, b"null", 1000, 20_000))

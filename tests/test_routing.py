@@ -11,8 +11,9 @@ import pytest
 
 from scheduler import FunctionNotFound, InvalidParameterValue, Scheduler, Throttled
 from scheduler.environment import EnvState
+from scheduler.stops import StopReason
 
-from .conftest import MakeScheduler, fn
+from .conftest import MakeScheduler, fn, wait_provisioned
 
 
 def _pid(result) -> int:  # type: ignore[no-untyped-def]
@@ -31,8 +32,7 @@ class Holder:
         return asyncio.ensure_future(self.s.invoke(self.name, {"path": str(path)})), path
 
     async def until_busy(self, count: int) -> None:
-        pool = self.s.functions[self.name].pool
-        while sum(1 for e in pool.environments if e.state is EnvState.BUSY) < count:
+        while sum(1 for e in self.s.environments(self.name) if e.state is EnvState.BUSY) < count:
             await asyncio.sleep(0.005)
 
 
@@ -76,8 +76,7 @@ async def test_surplus_environments_age_out_while_the_hot_one_stays(make_schedul
     for call, path in calls:
         path.touch()
         pids.append(_pid(await call))
-    pool = s.functions["hold"].pool
-    cold_ones = [e for e in pool.environments if e.pid in pids[:2]]
+    cold_ones = [e for e in s.environments("hold") if e.pid in pids[:2]]
     done = str(tmp_path / "release-1")
     # Keep invoking: MRU keeps hitting the same environment, the other two age out.
     loop = asyncio.get_running_loop()
@@ -86,17 +85,17 @@ async def test_surplus_environments_age_out_while_the_hot_one_stays(make_schedul
         assert _pid(await s.invoke("hold", {"path": done})) == pids[2]
         await asyncio.sleep(0.05)
     assert not any(e.alive for e in cold_ones)
-    assert [e.pid for e in pool.environments if e.alive] == [pids[2]]
+    assert [e.pid for e in s.environments("hold") if e.alive] == [pids[2]]
 
 
 async def test_idle_ttl_reaps_idle_but_never_busy_environments(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("sleep", "basic.sleep"), idle_ttl_s=0.2)
     long_call = await s.invoke("sleep", {"seconds": 0.6})  # busy for 3 TTLs: not reaped
     assert long_call.error_type is None
-    env = next(e for e in s.functions["sleep"].pool.environments if e.pid == _pid(long_call))
+    env = next(e for e in s.environments("sleep") if e.pid == _pid(long_call))
     assert env.state in (EnvState.IDLE, EnvState.FROZEN)
     await asyncio.wait_for(env.wait_exited(), 5)
-    assert env.kill_reason == "idle"
+    assert env.stop_reason is StopReason.IDLE_TIMEOUT
     assert (await s.invoke("sleep", {"seconds": 0})).start == "cold"
 
 
@@ -110,8 +109,7 @@ async def test_maximum_lifetime_recycles_a_busy_environment_after_its_call(make_
 
 async def test_provisioned_environments_first_then_spillover(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
     s = await make_scheduler(fn("hold", "basic.wait_for_file", provisioned_concurrency=2), fn("env", "basic.environ", provisioned_concurrency=1))
-    pool = s.functions["hold"].pool
-    assert all(e.state in (EnvState.IDLE, EnvState.FROZEN) for e in pool.environments) and len(pool.environments) == 2
+    assert all(e.state in (EnvState.IDLE, EnvState.FROZEN) for e in s.environments("hold")) and len(s.environments("hold")) == 2
     h = Holder(s, "hold", tmp_path)
     calls = [h.start() for _ in range(3)]
     await h.until_busy(3)
@@ -130,17 +128,16 @@ async def test_provisioned_environments_first_then_spillover(make_scheduler: Mak
 
 async def test_provisioned_floor_is_kept(make_scheduler: MakeScheduler) -> None:
     s = await make_scheduler(fn("crash", "faults.sigkill_self", provisioned_concurrency=2))
-    pool = s.functions["crash"].pool
     result = await s.invoke("crash")
     assert result.start == "provisioned" and result.error_type == "Runtime.ExitError"
-    await s.wait_provisioned("crash")
-    assert sum(1 for e in pool.environments if e.provisioned and e.state in (EnvState.IDLE, EnvState.FROZEN)) == 2
+    await wait_provisioned(s, "crash")
+    assert sum(1 for e in s.environments("crash") if e.provisioned and e.state in (EnvState.IDLE, EnvState.FROZEN)) == 2
     s.set_provisioned_concurrency("crash", 1)
-    alive = [e for e in pool.environments if e.provisioned and e.alive]
+    alive = [e for e in s.environments("crash") if e.provisioned and e.alive]
     assert len(alive) == 1
     s.set_provisioned_concurrency("crash", 3)
-    await s.wait_provisioned("crash")
-    assert sum(1 for e in pool.environments if e.provisioned and e.state in (EnvState.IDLE, EnvState.FROZEN)) == 3
+    await wait_provisioned(s, "crash")
+    assert sum(1 for e in s.environments("crash") if e.provisioned and e.state in (EnvState.IDLE, EnvState.FROZEN)) == 3
 
 
 async def test_reserved_concurrency_throttles(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
@@ -220,7 +217,7 @@ async def test_update_function_moves_new_calls_to_new_environments(make_schedule
     done = tmp_path / "done"
     done.touch()
     old = await s.invoke("f", {"path": str(done)})
-    old_pool = s.functions["f"].pool
+    old_status, old_envs = s.functions["f"], s.environments("f")
     busy_path = tmp_path / "busy"
     h = Holder(s, "f", tmp_path)
     in_flight = asyncio.ensure_future(s.invoke("f", {"path": str(busy_path)}))
@@ -231,9 +228,9 @@ async def test_update_function_moves_new_calls_to_new_environments(make_schedule
     busy_path.touch()
     finished = await in_flight  # finishes on the old configuration
     assert finished.error_type is None and _pid(finished) == _pid(old)
-    for env in list(old_pool.environments):
+    for env in old_envs:
         await asyncio.wait_for(env.wait_exited(), 5)
-    assert not old_pool.environments
+    assert old_status.drained.done()  # the old configuration has no environment left
 
 
 async def test_concurrency_changes_keep_environments_warm(make_scheduler: MakeScheduler) -> None:
@@ -249,7 +246,7 @@ async def test_add_and_remove_functions_while_running(make_scheduler: MakeSchedu
     s.add_function(fn("late", "basic.whoami"))
     result = await s.invoke("late")
     assert result.error_type is None
-    env = next(iter(s.functions["late"].pool.environments))
+    env = next(iter(s.environments("late")))
     s.remove_function("late")
     with pytest.raises(FunctionNotFound):
         await s.invoke("late")

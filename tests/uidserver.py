@@ -26,7 +26,7 @@ async def main(base: int, functions: list[str]) -> None:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             request = json.loads(line)
             result = await s.invoke(request["fn"], request.get("event", {}))
-            env = next(iter(s.functions[request["fn"]].pool.environments), None)
+            env = next(iter(s.environments(request["fn"])), None)
             reply = {"payload": json.loads(result.payload), "error": result.error_type, "env_pid": env and env.pid}
             print(json.dumps(reply), flush=True)
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..codezip import CodeInfo, describe_dir
-from ..scheduler import FunctionState
+from ..status import FunctionStatus
 
 
 def timestamp() -> str:
@@ -29,7 +29,7 @@ def new_revision() -> str:
 
 @dataclass
 class FunctionRecord:
-    state: FunctionState  # the function this describes; a new one under the same name is another
+    state: FunctionStatus  # the function this describes; a new one under the same name is another
     role: str
     architectures: list[str] = field(default_factory=lambda: ["x86_64"])
     tags: dict[str, str] = field(default_factory=dict)
@@ -53,16 +53,16 @@ class Catalog:
         self._records[record.state.name] = record
         return record
 
-    def record(self, fn: FunctionState) -> FunctionRecord:
+    def record(self, fn: FunctionStatus) -> FunctionRecord:
         found = self._records.get(fn.name)
-        if found is None or found.state is not fn:
+        if found is None or found.state.incarnation != fn.incarnation:
             found = self.add(FunctionRecord(fn, self.default_role))
         return found
 
     def forget(self, name: str) -> FunctionRecord | None:
         return self._records.pop(name, None)
 
-    async def code(self, fn: FunctionState) -> CodeInfo:
+    async def code(self, fn: FunctionStatus) -> CodeInfo:
         """CodeSize and CodeSha256; a folder is hashed once, in a thread."""
         record = self.record(fn)
         if record.code is None:

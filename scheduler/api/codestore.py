@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 from ..codezip import MAX_ZIPPED_BYTES, CodeInfo, unpack_zip_file
-from ..pool import Pool
 from ..zipupload import Base64Zip, decode_to_file
 
 log = logging.getLogger("lambda_scheduler.api")
@@ -79,12 +78,13 @@ class CodeStore:
         """A revision that never ran (its function could not be created or updated)."""
         shutil.rmtree(path, ignore_errors=True)
 
-    def retire(self, path: Path, pool: Pool) -> None:
-        """A revision replaced or deleted: remove it once ``pool``'s last environment exits."""
-        task = asyncio.ensure_future(self._remove_when_drained(path, pool))
+    def retire(self, path: Path, drained: asyncio.Future[None]) -> None:
+        """A revision replaced or deleted: remove it once the last environment of the
+        configuration that used it exits (``FunctionStatus.drained``)."""
+        task = asyncio.ensure_future(self._remove_when_drained(path, drained))
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
 
-    async def _remove_when_drained(self, path: Path, pool: Pool) -> None:
-        await pool.wait_drained()
+    async def _remove_when_drained(self, path: Path, drained: asyncio.Future[None]) -> None:
+        await asyncio.shield(drained)
         await asyncio.to_thread(shutil.rmtree, path, True)

@@ -3,7 +3,7 @@ concurrency is set and deleted under 2017-10-31 but read under 2019-09-30.
 
     PUT/GET/DELETE …/concurrency             ─► Scheduler.set_reserved_concurrency
     PUT/GET/DELETE …/provisioned-concurrency ─► Scheduler.set_provisioned_concurrency
-                                                 status from the pool's provisioned counts
+                                                 status from FunctionStatus.provisioned
 
 Provisioned concurrency is accepted on ``$LATEST`` (Lambda allows it only on a version or an
 alias): this scheduler has no versions, and it is the way to pre-initialise environments here.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidParameterValue, ProvisionedConcurrencyConfigNotFound, constraint_violation
-from ..scheduler import FunctionState
+from ..status import FunctionStatus
 from . import params, shapes
 from .catalog import timestamp
 from .keys import CATALOG, SCHEDULER
@@ -51,13 +51,13 @@ async def delete_function_concurrency(request: web.Request) -> web.Response:
 # --- provisioned --------------------------------------------------------------------------
 
 
-def _provisioned_target(request: web.Request) -> FunctionState:
+def _provisioned_target(request: web.Request) -> FunctionStatus:
     if "Qualifier" not in request.query and params.qualifier(request) is None:
         raise InvalidParameterValue("Provisioned concurrency needs a Qualifier ($LATEST here).")
     return params.function(request)
 
 
-def _not_found(fn: FunctionState) -> ProvisionedConcurrencyConfigNotFound:
+def _not_found(fn: FunctionStatus) -> ProvisionedConcurrencyConfigNotFound:
     return ProvisionedConcurrencyConfigNotFound(
         f"No Provisioned Concurrency Config found for this function: {fn.arn}:$LATEST"
     )
@@ -71,6 +71,7 @@ async def put_provisioned_concurrency(request: web.Request) -> web.Response:
     if value is None:
         raise constraint_violation(None, "provisionedConcurrentExecutions", "Member must not be null")
     request.app[SCHEDULER].set_provisioned_concurrency(fn.name, value)
+    fn = request.app[SCHEDULER].status(fn.name)
     record = request.app[CATALOG].record(fn)
     record.provisioned_modified = timestamp()
     # Environments start in the background; GetProvisionedConcurrencyConfig shows READY later.

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..errors import InvalidParameterValue, ResourceNotFound
 from ..events import MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, EventInvokeConfig
-from ..scheduler import FunctionState
+from ..status import FunctionStatus
 from . import params, shapes
 from .keys import DISPATCHER
 
@@ -38,7 +38,7 @@ def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventI
     return EventInvokeConfig(maximum_retry_attempts=retries, maximum_event_age_s=age, last_modified=time.time())
 
 
-def _existing(request: web.Request, fn: FunctionState) -> EventInvokeConfig:
+def _existing(request: web.Request, fn: FunctionStatus) -> EventInvokeConfig:
     config = request.app[DISPATCHER].configs.get(fn.name)
     if config is None:
         raise ResourceNotFound(f"The function {fn.arn} doesn't have an EventInvokeConfig")

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ..config import MAX_TIMEOUT_S, FunctionConfig
 from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
-from ..scheduler import FunctionState
+from ..status import FunctionStatus
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
 from . import params, shapes, uploads
 from .catalog import FunctionRecord
@@ -103,7 +103,7 @@ def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
         )
 
 
-async def _configuration(request: web.Request, fn: FunctionState, status: int = 200) -> web.Response:
+async def _configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
     catalog = request.app[CATALOG]
     record = catalog.record(fn)
     body = shapes.function_configuration(fn, record, await catalog.code(fn))
@@ -215,7 +215,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     if role is not None:
         record.role = role
     record.touch()
-    return await _configuration(request, fn)
+    return await _configuration(request, request.app[SCHEDULER].status(fn.name))
 
 
 @routes.put("/2015-03-31/functions/{name}/code")
@@ -226,7 +226,7 @@ async def update_function_code(request: web.Request) -> web.Response:
         return await _update_function_code(request, fn)
 
 
-async def _update_function_code(request: web.Request, fn: FunctionState) -> web.Response:
+async def _update_function_code(request: web.Request, fn: FunctionStatus) -> web.Response:
     body = await uploads.read_code_request(
         request, CODE_REQUEST_LIMIT, "UpdateFunctionCode", ("ZipFile",), request.app[SETTINGS].header_timeout_s
     )
@@ -239,34 +239,34 @@ async def _update_function_code(request: web.Request, fn: FunctionState) -> web.
     if body.get("DryRun") is True:
         store.discard(code_dir)
         return await _configuration(request, fn)
-    if request.app[SCHEDULER].functions.get(fn.name) is not fn:  # deleted or replaced meanwhile
+    current = request.app[SCHEDULER].functions.get(fn.name)
+    if current is None or current.incarnation != fn.incarnation:  # deleted or replaced meanwhile
         store.discard(code_dir)
         raise ResourceConflict(f"The function {fn.name} changed while its code was being unpacked; try again.")
     record = catalog.record(fn)
-    old_dir, old_pool = record.code_dir, fn.pool
+    old_dir, old_drained = record.code_dir, current.drained
     try:
         request.app[SCHEDULER].update_function(fn.config.replace(code_dir=code_dir))
     except BaseException:
         store.discard(code_dir)
         raise
     if old_dir is not None:
-        store.retire(old_dir, old_pool)
+        store.retire(old_dir, old_drained)
     record.code, record.code_dir = info, code_dir
     if architectures:
         record.architectures = architectures
     record.touch()
-    return await _configuration(request, fn)
+    return await _configuration(request, request.app[SCHEDULER].status(fn.name))
 
 
 @routes.delete("/2015-03-31/functions/{name}")
 async def delete_function(request: web.Request) -> web.Response:
     fn = params.function(request)
-    pool = fn.pool
     request.app[SCHEDULER].remove_function(fn.name)
     request.app[DISPATCHER].configs.pop(fn.name, None)
     record = request.app[CATALOG].forget(fn.name)
     if record is not None and record.code_dir is not None:
-        request.app[CODE_STORE].retire(record.code_dir, pool)
+        request.app[CODE_STORE].retire(record.code_dir, fn.drained)
     return web.Response(status=204)
 
 

@@ -21,7 +21,7 @@ async def health(request: web.Request) -> web.Response:
     stopping = state.stopping or scheduler.closing
     environments: dict[str, int] = {}
     for fn in scheduler.functions.values():
-        for env_state, count in fn.pool.counts().items():
+        for env_state, count in fn.by_state().items():
             environments[env_state.value] = environments.get(env_state.value, 0) + count
     body: dict[str, Any] = {
         "status": "stopping" if stopping else "ok",

@@ -37,7 +37,7 @@ class Observability:
         self.scheduler = scheduler
         self.metrics = Metrics(scheduler, queue) if settings.metrics else None
         self.log_dir = LogDir(settings.log_dir) if settings.log_dir is not None else None
-        self.observers: list[Observer] = [LifecycleLog(scheduler)]
+        self.observers: list[Observer] = [LifecycleLog()]
         if self.metrics is not None:
             self.observers.append(self.metrics.observer)
         if self.log_dir is not None:

@@ -23,7 +23,7 @@ from ..errors import (
     SchedulerError,
     constraint_violation,
 )
-from ..scheduler import FunctionState
+from ..status import FunctionStatus
 from .keys import SCHEDULER
 
 # After a chunked body passes its limit, read on only this far to report its size.
@@ -110,9 +110,9 @@ def request_too_large(limit: int, operation: str) -> SchedulerError:
 # --- the function a path names ----------------------------------------------------------------
 
 
-def function(request: web.Request) -> FunctionState:
+def function(request: web.Request) -> FunctionStatus:
     """The function named in the path (a name, ARN or partial ARN) and ``?Qualifier=``."""
-    return request.app[SCHEDULER].resolve(
+    return request.app[SCHEDULER].describe(
         request.match_info["name"], request.query.get("Qualifier"), action=_action(request)
     )
 

@@ -9,14 +9,15 @@ from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
 from ..events import EventInvokeConfig
-from ..scheduler import FunctionState, Scheduler
+from ..scheduler import Scheduler
+from ..status import FunctionStatus
 from .catalog import FunctionRecord
 
 # Lambda's default code storage per region (75 GB).
 TOTAL_CODE_SIZE = 80_530_636_800
 
 
-def function_configuration(fn: FunctionState, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def function_configuration(fn: FunctionStatus, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
     config = fn.config
     out: dict[str, Any] = {
         "FunctionName": fn.name,
@@ -49,13 +50,13 @@ def function_configuration(fn: FunctionState, record: FunctionRecord, code: Code
     return out
 
 
-def _layer_arn(fn: FunctionState, path: str) -> str:
+def _layer_arn(fn: FunctionStatus, path: str) -> str:
     # Template layers have no ARN locally; name them by folder so they can be told apart.
     region_account = fn.arn.split(":function:")[0].removeprefix("arn:aws:lambda:")
     return f"arn:aws:lambda:{region_account}:layer:{path.rstrip('/').rsplit('/', 1)[-1]}:1"
 
 
-def get_function(fn: FunctionState, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def get_function(fn: FunctionStatus, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Configuration": function_configuration(fn, record, code),
         # Lambda hands out a pre-signed S3 URL; locally the code is a folder on this machine.
@@ -68,33 +69,20 @@ def get_function(fn: FunctionState, record: FunctionRecord, code: CodeInfo) -> d
     return out
 
 
-def provisioned_status(fn: FunctionState) -> tuple[int, int, str]:
-    """(requested, ready, status) for the function's provisioned concurrency."""
-    requested = fn.config.provisioned_concurrency
-    pool = fn.pool
-    ready = min(pool.provisioned_alive, requested)
-    if ready >= requested and pool.provisioning == 0:
-        status = "READY"
-    elif pool.provision_error is not None:
-        status = "FAILED"
-    else:
-        status = "IN_PROGRESS"
-    return requested, ready, status
-
-
-def provisioned_config(fn: FunctionState, record: FunctionRecord, status: str | None = None) -> dict[str, Any]:
-    requested, ready, current = provisioned_status(fn)
+def provisioned_config(fn: FunctionStatus, record: FunctionRecord, status: str | None = None) -> dict[str, Any]:
+    provisioned = fn.provisioned
+    shown = status or provisioned.status
     return {
-        "RequestedProvisionedConcurrentExecutions": requested,
-        "AvailableProvisionedConcurrentExecutions": ready,
-        "AllocatedProvisionedConcurrentExecutions": ready,
-        "Status": status or current,
+        "RequestedProvisionedConcurrentExecutions": provisioned.requested,
+        "AvailableProvisionedConcurrentExecutions": provisioned.ready,
+        "AllocatedProvisionedConcurrentExecutions": provisioned.ready,
+        "Status": shown,
         "LastModified": record.provisioned_modified or record.last_modified,
-        **({"StatusReason": fn.pool.provision_error} if (status or current) == "FAILED" and fn.pool.provision_error else {}),
+        **({"StatusReason": provisioned.reason} if shown == "FAILED" and provisioned.reason else {}),
     }
 
 
-def event_invoke_config(fn: FunctionState, config: EventInvokeConfig) -> dict[str, Any]:
+def event_invoke_config(fn: FunctionStatus, config: EventInvokeConfig) -> dict[str, Any]:
     return {
         "LastModified": config.last_modified,
         "FunctionArn": f"{fn.arn}:$LATEST",

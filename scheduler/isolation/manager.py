@@ -20,11 +20,12 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from ..config import FunctionConfig, SchedulerConfig
 from ..protocol import IsolationSpec
+from ..stops import StopReason
 from . import view
 from .cgroups import CgroupSet, CgroupTree
 from .fallback import ADDRESS_SPACE_HEADROOM, MemoryWatchdog, TmpDirs, tree_bytes, user_task_count
@@ -67,6 +68,12 @@ def reachable_by_others(path: Path) -> bool:
     return True
 
 
+class LimitedProcess(Protocol):
+    """What the limits enforced from here need of an environment (environment.Environment)."""
+
+    def over_limit(self, reason: StopReason, peak_kb: int = 0) -> None: ...
+
+
 class EnvResources:
     """One environment's share of the isolation."""
 
@@ -83,11 +90,12 @@ class EnvResources:
         self.oom_flag = False
         self.spec = IsolationSpec()
 
-    def attach(self, pid: int, on_over_memory: Callable[[int], None]) -> None:
-        """The process exists: the fallback watchdog starts watching it."""
+    def attach(self, pid: int, env: LimitedProcess) -> None:
+        """The process exists: the fallback watchdog starts watching it, and tells ``env``
+        when it goes over its memory size."""
         self.pid = pid
         if self.iso.watchdog is not None:
-            self.iso.watchdog.watch(pid, self.memory_bytes, on_over_memory)
+            self.iso.watchdog.watch(pid, self.memory_bytes, lambda rss: env.over_limit(StopReason.OUT_OF_MEMORY, rss // 1024))
 
     def on_ready(self) -> None:
         if self.cgroup is not None:

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 
 from ..environment import Environment
 from ..observer import Observer
+from ..stops import STOP_LABELS, STOP_RULES, StopReason
 from .cells import Histogram
 
 
@@ -46,9 +47,9 @@ class EnvironmentMetrics(Observer):
                 histogram = by_start[start] = Histogram()
             histogram.observe(init_s)
 
-    def environment_stopped(self, function: str, env: Environment, reason: str) -> None:
+    def environment_stopped(self, function: str, env: Environment, reason: StopReason) -> None:
         stops = self._stops.setdefault(function, {})
-        key = (env_type(env), reason)
+        key = (env_type(env), STOP_RULES[reason].label)
         stops[key] = stops.get(key, 0) + 1
 
     def collect_environments(self) -> Iterator[Metric]:
@@ -62,8 +63,7 @@ class EnvironmentMetrics(Observer):
                 starts.add_metric((function, kind, outcome), count)
         stops = CounterMetricFamily(
             "lambda_environment_stops",
-            "Execution environments gone, by type and reason: idle (idle TTL), lifetime, config_change, "
-            "provisioned_change, shutdown (reaped or retired); timeout, out_of_memory, error, init_failure (killed).",
+            "Execution environments gone, by type and reason: " + ", ".join(STOP_LABELS) + ".",
             labels=("function", "type", "reason"),
         )
         for function, counts in self._stops.items():

@@ -1,11 +1,11 @@
 """Gauges read from the Scheduler when Prometheus scrapes: environments, concurrency, limits.
 
-    GET /metrics ─► PoolCollector.collect ─► Scheduler.functions[*].pool.environments (state)
-                                           ─► FunctionState.in_flight / .reserved
+    GET /metrics ─► PoolCollector.collect ─► Scheduler.functions[*]: FunctionStatus snapshots
+                                             (environments by state, provisioned, in flight)
                                            ─► Scheduler.admission (account, unreserved)
 
-Nothing here is counted twice: the pools and the admission counters are the truth, and this
-reads them on the event loop, between two callbacks, so every number is of the same instant.
+Nothing here is counted twice: the engine's snapshots are the truth, taken on the event loop,
+between two callbacks, so every number is of the same instant.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from ..environment import EnvState
-from ..scheduler import FunctionState, Scheduler
+from ..scheduler import Scheduler
+from ..status import FunctionStatus
 
 # A dead handle is an environment already gone, waiting for a callback to drop it.
 STATES = tuple(state for state in EnvState if state is not EnvState.DEAD)
@@ -110,28 +111,25 @@ class PoolCollector:
             yield info
 
     @staticmethod
-    def _function(fn: FunctionState, gauges: _Gauges) -> None:
-        counts = {(provisioned, state): 0 for provisioned in (False, True) for state in STATES}
-        for env in fn.pool.environments:
-            key = (env.provisioned, env.state)
-            if key in counts:
-                counts[key] += 1
-        pool = fn.pool
-        has_provisioned = pool.provisioned_target > 0 or any(counts[(True, s)] for s in STATES)
-        for (provisioned, state), count in counts.items():
-            if provisioned and not has_provisioned:
+    def _function(fn: FunctionStatus, gauges: _Gauges) -> None:
+        counts = fn.environments
+        provisioned = fn.provisioned
+        has_provisioned = provisioned.requested > 0 or any(counts["provisioned", s] for s in STATES)
+        for kind in ("on_demand", "provisioned"):
+            if kind == "provisioned" and not has_provisioned:
                 continue
-            gauges.environments.add_metric((fn.name, "provisioned" if provisioned else "on_demand", state.value), count)
+            for state in STATES:
+                gauges.environments.add_metric((fn.name, kind, state.value), counts[kind, state])
         gauges.concurrent.add_metric((fn.name,), fn.in_flight)
         if fn.reserved is not None:
             gauges.reserved.add_metric((fn.name,), fn.reserved)
         if has_provisioned:
-            busy = counts[(True, EnvState.BUSY)]
-            gauges.requested.add_metric((fn.name,), pool.provisioned_target)
-            gauges.allocated.add_metric((fn.name,), pool.provisioned_alive)
+            busy, allocated = provisioned.busy, provisioned.allocated
+            gauges.requested.add_metric((fn.name,), provisioned.requested)
+            gauges.allocated.add_metric((fn.name,), allocated)
             gauges.provisioned_busy.add_metric((fn.name,), busy)
             # Lambda divides by the provisioned concurrency allocated (initialised, ready to serve).
-            gauges.utilization.add_metric((fn.name,), busy / pool.provisioned_alive if pool.provisioned_alive else 0.0)
+            gauges.utilization.add_metric((fn.name,), busy / allocated if allocated else 0.0)
 
     def _isolation(self) -> InfoMetricFamily | None:
         # Scheduler.isolation (the engine's resource isolation) is read defensively: an engine

@@ -348,10 +348,10 @@ class Environment:
         elif not (self.state is EnvState.STARTING and type(msg) in (Ready, InitFailed)):
             self.kill(StopReason.PROTOCOL_ERROR, f"unexpected {type(msg).__name__} while {self.state.value}")
             return
-        if type(msg) is InitFailed and self.kill_reason is None:
+        if type(msg) is InitFailed and self.stop_reason is None:
             # The runtime exits right after reporting a failed Init: its exit may be read
             # before the pool acts on this reply, and must not count as a crash.
-            self.kill_reason = "init error"
+            self.stop_reason = StopReason.INIT_ERROR
         if waiter is None or waiter.done():
             return
         self._cancel_timer()

@@ -16,7 +16,9 @@ from .catalog import FunctionRecord
 TOTAL_CODE_SIZE = 80_530_636_800
 
 
-def function_configuration(fn: FunctionState, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def function_configuration(
+    fn: FunctionState, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+) -> dict[str, Any]:
     config = fn.config
     out: dict[str, Any] = {
         "FunctionName": fn.name,
@@ -44,6 +46,8 @@ def function_configuration(fn: FunctionState, record: FunctionRecord, code: Code
     }
     if config.environment:
         out["Environment"] = {"Variables": dict(config.environment)}
+    if dead_letter is not None:
+        out["DeadLetterConfig"] = {"TargetArn": dead_letter}
     if config.layers:
         out["Layers"] = [{"Arn": _layer_arn(fn, str(layer))} for layer in config.layers]
     return out
@@ -55,9 +59,11 @@ def _layer_arn(fn: FunctionState, path: str) -> str:
     return f"arn:aws:lambda:{region_account}:layer:{path.rstrip('/').rsplit('/', 1)[-1]}:1"
 
 
-def get_function(fn: FunctionState, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def get_function(
+    fn: FunctionState, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(fn, record, code),
+        "Configuration": function_configuration(fn, record, code, dead_letter),
         # Lambda hands out a pre-signed S3 URL; locally the code is a folder on this machine.
         "Code": {"RepositoryType": "S3", "Location": f"file://{fn.config.code_dir}"},
     }
@@ -100,7 +106,7 @@ def event_invoke_config(fn: FunctionState, config: EventInvokeConfig) -> dict[st
         "FunctionArn": f"{fn.arn}:$LATEST",
         "MaximumRetryAttempts": config.maximum_retry_attempts,
         "MaximumEventAgeInSeconds": config.maximum_event_age_s,
-        "DestinationConfig": {"OnSuccess": {}, "OnFailure": {}},
+        "DestinationConfig": config.destinations.shape(),
     }
 
 

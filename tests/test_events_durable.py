@@ -180,6 +180,15 @@ async def test_destination_records_and_dead_letters(make_server: MakeServer, tmp
     assert listed[ok_id] is EventState.SUCCEEDED and listed[bad_id] is EventState.DEAD_LETTERED
     assert queue.destination_failures == 0 and queue.dead_letter_errors == 0
     assert served.app[DISPATCHER].dead_letters == {"record": dlq_arn}
+    metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{served.url}/metrics").read().decode())
+    for name in (
+        "lambda_async_events_received_total",
+        'lambda_async_events_dropped_total{reason="RetriesExhausted"} 1.0',
+        "lambda_destination_delivery_failures_total 0.0",
+        "lambda_dead_letter_errors_total 0.0",
+        'lambda_async_event_age_seconds_bucket{le="+Inf"}',
+    ):
+        assert name in metrics, name
 
 
 # --- a real server: kill -9, restart, drain ---------------------------------------------------

@@ -135,7 +135,7 @@ async def test_destination_records_and_dead_letters(make_server: MakeServer, tmp
     assert updated["DeadLetterConfig"] == {"TargetArn": dlq_arn}
     trace = tmp_path / "trace"
     ok = await aws(client.invoke, FunctionName="record", InvocationType="Event", Payload=json.dumps({"path": str(trace)}))
-    bad_event = {"path": str(trace), "fail": True}
+    bad_event = {"path": str(tmp_path / "bad-trace"), "fail": True}  # its own file: attempts counted alone
     bad = await aws(client.invoke, FunctionName="record", InvocationType="Event", Payload=json.dumps(bad_event))
     queue = served.app[EVENT_QUEUE]
     stale = Event("stale-1", "record", None, json.dumps({"path": str(trace)}).encode(), received_at=time.time() - 61)
@@ -163,7 +163,7 @@ async def test_destination_records_and_dead_letters(make_server: MakeServer, tmp
     assert failed["requestPayload"] == bad_event
     assert failed["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
     assert failed["responsePayload"]["errorType"] == "RuntimeError"
-    assert failed["responsePayload"]["errorMessage"] == "failing on purpose (attempt 4)"
+    assert failed["responsePayload"]["errorMessage"] == "failing on purpose (attempt 3)"
     too_old = failures["stale-1"]
     assert set(too_old) == {"version", "timestamp", "requestContext", "requestPayload"}  # it never ran
     assert too_old["requestContext"]["condition"] == "EventAgeExceeded"
@@ -173,7 +173,7 @@ async def test_destination_records_and_dead_letters(make_server: MakeServer, tmp
     letters = {m["attributes"]["RequestID"]: m for m in records(dead)}
     assert letters[bad_id] == {
         "body": json.dumps(bad_event),
-        "attributes": {"RequestID": bad_id, "ErrorCode": 200, "ErrorMessage": "failing on purpose (attempt 4)"},
+        "attributes": {"RequestID": bad_id, "ErrorCode": 200, "ErrorMessage": "failing on purpose (attempt 3)"},
     }
     assert letters["stale-1"]["attributes"]["ErrorCode"] == 429
     listed = {e.request_id: e.state for e in await queue.store.list()}

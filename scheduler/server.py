@@ -144,7 +144,7 @@ async def serve(
 
 def _exit_now(sig: int) -> None:
     """A second signal: the operator does not want to wait. Environments die with the
-    process (parent-death signals); the next start cleans up what is left (leftovers.py)."""
+    process (parent-death signals); its cgroups and code-store folder are left behind."""
     log.warning("%s again: exiting at once", signal.Signals(sig).name)
     logging.shutdown()
     os._exit(128 + sig)

@@ -77,6 +77,14 @@ class Admission:
         self.in_flight += 1
         return unreserved
 
+    def available(self, fn: FunctionAdmission) -> int:
+        """How many more invocations of ``fn`` ``admit`` would let in now: its reserved
+        concurrency left, or the account's unreserved pool left (the scaling rate is not
+        counted: it limits new environments, not invocations)."""
+        if fn.reserved is not None:
+            return max(0, fn.reserved - fn.in_flight)
+        return max(0, self.unreserved_capacity - self.unreserved_in_flight)
+
     def release(self, fn: FunctionAdmission, unreserved: bool) -> None:
         fn.in_flight -= 1
         self.in_flight -= 1

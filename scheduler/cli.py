@@ -1,4 +1,5 @@
-"""Command line: ``lambda-scheduler serve [TEMPLATE] [options]``, ``lambda-scheduler invoke`` and
+"""Command line: ``lambda-scheduler serve [TEMPLATE] [options]``, ``lambda-scheduler invoke``,
+``lambda-scheduler events`` (the Event invocations a running server holds) and
 ``lambda-scheduler load`` (the load-testing harness; its options and run live in scheduler/load/).
 
 Every setting of ``serve`` comes from its flag, else from its ``LAMBDA_SCHEDULER_*`` environment
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ import uvloop
 from .cfn import TemplateError
 from .config import AUTH_MODES, LOG_LEVELS, Credential, SchedulerConfig, ServerConfig, parse_credentials
 from .errors import ConfigError
+from .events import EventState
+from .events.destinations import timestamp
 from .load import cli as load_cli
 from .server import serve, setup_logging
 from .template import load_template
@@ -172,6 +177,22 @@ SETTINGS = (
     ),
     Setting("--event-concurrency", "server", "event_concurrency", int, "Event invocations run at once from the queue"),
     Setting(
+        "--data-dir",
+        "server",
+        "data_dir",
+        str,
+        "where accepted Event invocations are kept (SQLite, made 0700) and destination records are written; "
+        "they survive a restart",
+        unset=".lambda-scheduler/ beside the template",
+    ),
+    Setting(
+        "--shared-paths",
+        "scheduler",
+        "shared_paths",
+        _names,
+        "comma-separated folders every environment sees as the host does, even inside a hidden one",
+    ),
+    Setting(
         "--code-store-dir",
         "server",
         "code_store_dir",
@@ -306,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--invocation-type", choices=("RequestResponse", "Event", "DryRun"), default="RequestResponse")
     call.add_argument("--log-type", choices=("None", "Tail"), default="None", help="Tail prints the log to stderr")
     load_cli.add_signing(call)  # --credentials, --region: as the harness signs
+    listing = commands.add_parser(
+        "events",
+        help="list the Event invocations of a running server",
+        description="List the Event invocations a running server holds, newest first.",
+    )
+    listing.add_argument(
+        "--endpoint-url",
+        default=os.environ.get(ENV_PREFIX + "ENDPOINT_URL", "http://127.0.0.1:9000"),
+        help=f"server URL (default: http://127.0.0.1:9000; env: {ENV_PREFIX}ENDPOINT_URL)",
+    )
+    listing.add_argument("--state", choices=[s.value for s in EventState if s is not EventState.RUNNING] + ["running"])
+    listing.add_argument("--limit", type=int, default=1000, help="events at most (default: 1000)")
+    load_cli.add_signing(listing)
     load = commands.add_parser(
         "load",
         help="load-test any server of Lambda's Invoke API",
@@ -404,16 +438,38 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_invoke(args: argparse.Namespace) -> int:
-    url = f"{args.endpoint_url.rstrip('/')}/2015-03-31/functions/{args.function}/invocations"
-    body = args.payload.encode()
-    headers = {"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type}
+def _request(args: argparse.Namespace, method: str, url: str, body: bytes, headers: dict[str, str]) -> urllib.request.Request:
     credential = load_cli.credential(args)
     if credential is not None:
         from .sigv4 import Signer  # botocore: only when signing
 
-        headers = Signer(credential.access_key, credential.secret_key, args.region).sign("POST", url, body, headers)
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+        headers = Signer(credential.access_key, credential.secret_key, args.region).sign(method, url, body, headers)
+    return urllib.request.Request(url, data=body if method == "POST" else None, method=method, headers=headers)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({k: v for k, v in (("state", args.state), ("limit", args.limit)) if v is not None})
+    url = f"{args.endpoint_url.rstrip('/')}/events?{query}"
+    try:
+        with urllib.request.urlopen(_request(args, "GET", url, b"", {})) as response:
+            listed = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"{PROG}: {exc.headers.get('x-amzn-ErrorType', exc.code)}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach {args.endpoint_url}: {exc.reason}") from None
+    print(f"{'REQUEST ID':36}  {'STATE':13}  {'ATTEMPTS':>8}  {'RECEIVED (UTC)':23}  FUNCTION")
+    for event in listed["Events"]:
+        received = timestamp(event["ReceivedAt"])
+        print(f"{event['RequestId']:36}  {event['State']:13}  {event['Attempts']:>8}  {received:23}  {event['FunctionName']}")
+    return 0
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    url = f"{args.endpoint_url.rstrip('/')}/2015-03-31/functions/{args.function}/invocations"
+    body = args.payload.encode()
+    headers = {"X-Amz-Invocation-Type": args.invocation_type, "X-Amz-Log-Type": args.log_type}
+    request = _request(args, "POST", url, body, headers)
     try:
         with urllib.request.urlopen(request) as response:
             body, headers = response.read(), response.headers
@@ -439,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_serve(args)
         if args.command == "load":
             return load_cli.run(args)
+        if args.command == "events":
+            return run_events(args)
         return run_invoke(args)
     except (UsageError, load_cli.LoadUsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -344,6 +344,11 @@ class ServerConfig:
     # Uploaded code (CreateFunction / UpdateFunctionCode) is unpacked into a private folder
     # made inside this directory for the life of the server; None means the system temp dir.
     code_store_dir: str | os.PathLike[str] | None = None
+    # Where accepted Event invocations are kept (an SQLite database, WAL mode) and destination
+    # records for services that do not exist locally are written. ``serve`` defaults to
+    # ``.lambda-scheduler/`` beside the template (as ``sam`` keeps ``.aws-sam/``); for
+    # ``init_app``, None keeps events in memory.
+    data_dir: str | os.PathLike[str] | None = None
     # Delay before the 1st, 2nd, ... retry of a failed Event invocation; the last repeats.
     event_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
     event_throttle_backoff_s: tuple[float, float] = (1.0, 300.0)

@@ -129,7 +129,9 @@ class Scheduler:
         self._reaper: asyncio.Task[None] | None = None
         self._running = False
         self._closing = False
+        self._ending = False  # the drain is over: environments still running are being ended
         self._drained = asyncio.Event()
+        self._freed = asyncio.Event()  # pulsed (set, then cleared) each time an invocation ends
         self.observers = Observers()
         for observer in observers:
             self.observers.add(observer)
@@ -165,9 +167,11 @@ class Scheduler:
         if provisioning:
             await asyncio.wait(provisioning)
 
-    async def stop(self) -> None:
-        """Stop admitting; let in-flight invocations finish (up to drain_timeout_s); shut
-        every environment down; stop the zygote. Leaves no child process behind."""
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop admitting; let in-flight invocations finish (up to ``drain_timeout``, default
+        drain_timeout_s: the server passes what is left of its one budget); shut every
+        environment down, ending the invocations still running (they raise SchedulerClosed);
+        stop the zygote. Leaves no child process behind."""
         if not self._running or self._closing:
             return
         self._closing = True
@@ -175,9 +179,11 @@ class Scheduler:
             self._reaper.cancel()
         if self.admission.in_flight:
             try:
-                await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout_s)
+                drain = self.settings.drain_timeout_s if drain_timeout is None else drain_timeout
+                await asyncio.wait_for(self._drained.wait(), drain)
             except TimeoutError:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
+        self._ending = True
         pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
         for pool in pools:
             pool.retire_all(StopReason.SHUTDOWN)
@@ -373,8 +379,13 @@ class Scheduler:
         inv.admitted_at = time.perf_counter()
         try:
             result = await fn.pool.invoke(inv, fn.admission.bucket)
+            if self._ending and result is not None and result.error_type is not None:
+                # Cut short by stop(): an answer that says so, not the environment's exit.
+                raise SchedulerClosed("The server stopped before the invocation finished.")
         finally:
             self.admission.release(fn.admission, unreserved)
+            self._freed.set()  # wakes every waiter of capacity_freed; clearing keeps later ones waiting
+            self._freed.clear()
             if self._closing and not self.admission.in_flight:
                 self._drained.set()
         if result is None:  # it needed a new environment, and the scaling rate is used up
@@ -384,3 +395,12 @@ class Scheduler:
         result.latency_s = time.perf_counter() - inv.admitted_at
         self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
         return result
+
+    def capacity(self, function_name: str) -> int:
+        """How many more invocations of the function could be admitted now (0: the next one
+        would be throttled for concurrency)."""
+        return self.admission.available(self.get_function(function_name).admission)
+
+    async def capacity_freed(self) -> None:
+        """Return when the next invocation (of any function) ends and hands its slot back."""
+        await self._freed.wait()

@@ -3,29 +3,34 @@
     cli.py ─► load_template ─► serve(): Scheduler + init_app ─► aiohttp site on host:port
                                   prints the URL when ready; SIGTERM / SIGINT ─► graceful stop
 
-A stop closes the listening socket, lets in-flight requests finish (up to the drain timeout),
-stops the event dispatcher, then the Scheduler, which shuts every environment down and leaves
-no process behind.
+A stop closes the listening socket, stops the event dispatcher taking events, gives in-flight
+invocations one drain budget, then ends the rest (the Scheduler shuts every environment down and
+leaves no process behind). Accepted events live in the data dir's store across restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
 
 from . import connections
 from .api import init_app
+from .api.keys import DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
 from .scheduler import Scheduler
 from .template import Template
 
 log = logging.getLogger("lambda_scheduler.server")
+
+DATA_DIR_NAME = ".lambda-scheduler"
 
 
 def url_of(runner: web.AppRunner, host: str) -> str:
@@ -72,10 +77,26 @@ async def start_site(runner: web.AppRunner, server_config: ServerConfig) -> conn
     return guarded
 
 
-def settings_for(template: Template, scheduler_config: SchedulerConfig) -> SchedulerConfig:
-    """The settings to serve ``template`` with: its folder is a private root of every
-    environment's view, so a function sees nothing of it but its own code and layers."""
-    return scheduler_config.replace(private_paths=(*scheduler_config.private_paths, str(template.path.parent)))
+def settings_for(template: Template, scheduler_config: SchedulerConfig, data_dir: Path | None = None) -> SchedulerConfig:
+    """The settings to serve ``template`` with: its folder (and the data dir, which holds every
+    function's events) is a private root of every environment's view, so a function sees
+    nothing of it but its own code and layers."""
+    private = [str(template.path.parent)]
+    if data_dir is not None:
+        private.append(str(data_dir))
+    return scheduler_config.replace(private_paths=(*scheduler_config.private_paths, *private))
+
+
+def data_dir_for(template: Template, server_config: ServerConfig) -> Path:
+    """``--data-dir``, or ``.lambda-scheduler/`` beside the template (as ``sam`` keeps ``.aws-sam/``)."""
+    if server_config.data_dir is not None:
+        return Path(server_config.data_dir).resolve()
+    return template.path.parent / DATA_DIR_NAME
+
+
+# aiohttp's own shutdown, once the Scheduler has answered every invocation: only responses
+# already written are still being sent, so it needs a moment, not the drain budget again.
+HTTP_SHUTDOWN_S = 0.5
 
 
 async def serve(
@@ -84,11 +105,20 @@ async def serve(
     server_config: ServerConfig,
     ready: Callable[[str], None],
 ) -> None:
-    """Serve until SIGTERM or SIGINT. ``ready(url)`` is called once requests are accepted."""
-    scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config))
-    app = init_app(scheduler, server_config, event_configs=template.event_configs)
+    """Serve until SIGTERM or SIGINT. ``ready(url)`` is called once requests are accepted.
+
+    One drain budget: on the first signal the listener closes, no Event is accepted, and the
+    invocations in flight get ``drain_timeout_s`` in all; those still running are then ended
+    (their clients get a 503 ServiceException) and every environment is shut down. Queued
+    events stay in the store. A second signal exits at once."""
+    data_dir = data_dir_for(template, server_config)
+    server_config = server_config.replace(data_dir=data_dir)
+    scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config, data_dir))
+    app = init_app(
+        scheduler, server_config, event_configs=template.event_configs, dead_letters=template.dead_letters
+    )
     access_log = logging.getLogger("aiohttp.access") if server_config.log_level == "debug" else None
-    runner = make_runner(app, server_config, shutdown_timeout=scheduler_config.drain_timeout_s, access_log=access_log)
+    runner = make_runner(app, server_config, shutdown_timeout=HTTP_SHUTDOWN_S, access_log=access_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,9 +127,24 @@ async def serve(
         await start_site(runner, server_config)
         ready(url_of(runner, server_config.host))
         await stop.wait()
-        log.info("stopping: finishing in-flight invocations")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _exit_now, sig)
+        log.info("stopping: in-flight invocations get %g s", scheduler_config.drain_timeout_s)
+        for site in list(runner.sites):
+            await site.stop()  # no new connections; open ones get 503s from here on
+        app[STATE].stopping = True
+        await app[DISPATCHER].halt()
+        await scheduler.stop(drain_timeout=scheduler_config.drain_timeout_s)
     finally:
         await runner.cleanup()
-        await scheduler.stop()  # in case setup failed before the application owned it
+        await scheduler.stop(drain_timeout=0)  # in case setup failed before the application owned it
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _exit_now(sig: int) -> None:
+    """A second signal: the operator does not want to wait. Environments die with the
+    process (parent-death signals); its cgroups and code-store folder are left behind."""
+    log.warning("%s again: exiting at once", signal.Signals(sig).name)
+    logging.shutdown()
+    os._exit(128 + sig)

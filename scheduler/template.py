@@ -7,7 +7,7 @@
 Reads ``AWS::Serverless::Function`` and ``AWS::Lambda::Function`` (Handler, CodeUri / Code,
 Runtime, MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions,
 ProvisionedConcurrencyConfig, EphemeralStorage, FunctionName, Layers, Description,
-EventInvokeConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
+EventInvokeConfig with DestinationConfig, DeadLetterQueue / DeadLetterConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
 whose ``python/`` is importable, as ``/opt/python`` on Lambda) and ``AWS::Lambda::EventInvokeConfig``.
 Every other resource is skipped with a note. A value the scheduler needs but cannot resolve is a
 :class:`TemplateError` naming the resource and property; an environment variable that cannot be
@@ -24,8 +24,9 @@ from typing import Any
 
 from .cfn import NO_VALUE, Resolver, TemplateError, load, where
 from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
-from .errors import ConfigError, ValidationError
-from .events import EventInvokeConfig
+from .errors import ConfigError, InvalidParameterValue, ValidationError
+from .events import DestinationConfig, EventInvokeConfig
+from .events.destinations import DestinationKind, dead_letter_target, kind_of
 
 __all__ = ["Template", "TemplateError", "load_template"]
 
@@ -43,6 +44,8 @@ class Template:
     path: Path
     functions: list[FunctionConfig] = field(default_factory=list)
     event_configs: dict[str, EventInvokeConfig] = field(default_factory=dict)
+    # Function name → its dead-letter queue (SAM DeadLetterQueue, DeadLetterConfig.TargetArn).
+    dead_letters: dict[str, str] = field(default_factory=dict)
     # What was skipped or left out, one sentence each (also logged).
     notes: list[str] = field(default_factory=list)
 
@@ -206,6 +209,7 @@ class _Reader:
         if isinstance(description, str):
             settings["description"] = description
         self._event_invoke_property(logical_id, name, props)
+        self._dead_letter(logical_id, name, resource, props)
         try:
             return FunctionConfig(
                 name=name,
@@ -321,15 +325,54 @@ class _Reader:
         if not isinstance(config, dict):
             raise TemplateError(f"{where(logical_id, prop)}: must be a mapping")
         config = self.resolver.resolve(config, where(logical_id, prop))
-        if config.get("DestinationConfig"):
-            self.note(f"{where(logical_id, prop + '.DestinationConfig')}: destinations are not delivered locally")
+        at = where(logical_id, prop + ".DestinationConfig")
         try:
             self.result.event_configs[name] = EventInvokeConfig(
                 maximum_retry_attempts=config.get("MaximumRetryAttempts", 2),
                 maximum_event_age_s=config.get("MaximumEventAgeInSeconds", 21_600),
+                destinations=DestinationConfig(
+                    on_success=self._destination(at, config, "OnSuccess"),
+                    on_failure=self._destination(at, config, "OnFailure"),
+                ),
             )
         except ValidationError as exc:
             raise TemplateError(f"{where(logical_id, prop)}: {exc.message}") from None
+        except InvalidParameterValue as exc:
+            raise TemplateError(f"{at}: {exc.message}") from None
+
+    def _destination(self, at: str, config: dict[str, Any], key: str) -> str | None:
+        """``OnSuccess`` / ``OnFailure``: ``Destination`` (an ARN), with SAM's ``Type`` when given
+        (it must name the ARN's service)."""
+        destinations = config.get("DestinationConfig") or {}
+        entry = destinations.get(key) if isinstance(destinations, dict) else None
+        if entry is None:
+            return None
+        arn = entry.get("Destination") if isinstance(entry, dict) else None
+        if not isinstance(arn, str):
+            raise TemplateError(f"{at}.{key}.Destination: must be an ARN, got {arn!r}")
+        kind = entry.get("Type")
+        if kind is not None and kind != kind_of(arn).value:
+            choices = "|".join(k.value for k in DestinationKind)
+            raise TemplateError(f"{at}.{key}.Type: {kind!r} (one of {choices}) does not match the ARN {arn}")
+        return arn
+
+    def _dead_letter(self, logical_id: str, name: str, resource: dict[str, Any], props: dict[str, Any]) -> None:
+        """SAM's ``DeadLetterQueue: {Type: SQS|SNS, TargetArn}``; CloudFormation's
+        ``DeadLetterConfig: {TargetArn}``."""
+        key = "DeadLetterQueue" if resource["Type"] == SERVERLESS_FUNCTION else "DeadLetterConfig"
+        config = self._prop(logical_id, props, key)
+        if config is None:
+            return
+        target = config.get("TargetArn") if isinstance(config, dict) else None
+        if not isinstance(target, str):
+            raise TemplateError(f"{where(logical_id, key + '.TargetArn')}: must be an ARN, got {target!r}")
+        try:
+            self.result.dead_letters[name] = dead_letter_target(target)
+        except InvalidParameterValue as exc:
+            raise TemplateError(f"{where(logical_id, key)}: {exc.message}") from None
+        kind = config.get("Type")
+        if kind is not None and kind != kind_of(target).value:
+            raise TemplateError(f"{where(logical_id, key + '.Type')}: {kind!r} does not match the ARN {target}")
 
 
 def _merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:

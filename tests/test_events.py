@@ -131,7 +131,7 @@ async def test_events_older_than_the_maximum_age_are_dropped(make_server: MakeSe
     assert not trace.exists()  # never ran
 
 
-async def test_throttled_events_wait_and_then_run(make_server: MakeServer, tmp_path: Path) -> None:
+async def test_events_wait_for_capacity_instead_of_being_throttled(make_server: MakeServer, tmp_path: Path) -> None:
     served = await make_server(fn("hold", "basic.wait_for_file", reserved_concurrency=1))
     client = served.client()
     release = tmp_path / "release"
@@ -142,12 +142,13 @@ async def test_throttled_events_wait_and_then_run(make_server: MakeServer, tmp_p
     )
     assert response["StatusCode"] == 202
     queue = served.app[EVENT_QUEUE]
-    await until(lambda: queue.throttle_retries >= 2)  # refused at admission, backing off
-    assert queue.succeeded == 0 and queue.retries == 0
+    await asyncio.sleep(0.3)  # the function has no room: the event waits, without trying
+    assert served.scheduler.capacity("hold") == 0
+    assert queue.succeeded == 0 and queue.throttle_retries == 0 and queue.depth == 1
     release.touch()
     await held
     await until(lambda: queue.succeeded == 1)
-    assert queue.dropped == 0
+    assert queue.dropped == 0 and queue.throttle_retries == 0
 
 
 async def test_zero_reserved_concurrency_drops_events(make_server: MakeServer, tmp_path: Path) -> None:
@@ -218,7 +219,10 @@ async def test_event_invoke_config_validation(make_server: MakeServer) -> None:
         with pytest.raises(ClientError) as exc:
             await aws(client.put_function_event_invoke_config, FunctionName="echo", **kwargs)
         assert exc.value.response["Error"] == {"Code": "ValidationException", "Message": message}
-    destination = {"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:123456789012:dlq"}}
-    with pytest.raises(ClientError, match="Destinations are not supported"):
-        await aws(client.put_function_event_invoke_config, FunctionName="echo", DestinationConfig=destination)
+    for destination, message in [
+        ({"OnFailure": {"Destination": "arn:aws:dynamodb:us-east-1:123456789012:table/t"}}, "is invalid for OnFailure"),
+        ({"OnSuccess": {"Destination": "arn:aws:s3:::bucket"}}, "only for on-failure"),
+    ]:
+        with pytest.raises(ClientError, match=message):
+            await aws(client.put_function_event_invoke_config, FunctionName="echo", DestinationConfig=destination)
     assert "echo" not in served.app[DISPATCHER].configs

@@ -16,17 +16,20 @@ accepted while in-flight requests finish.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..config import ServerConfig
-from ..dispatcher import EventDispatcher
 from ..errors import ConfigError
-from ..events import EventInvokeConfig, EventQueue, EventStore
+from ..events import EventDispatcher, EventInvokeConfig, EventQueue, EventStore, MemoryEventStore, SqliteEventStore
 from ..scheduler import Scheduler
-from . import concurrency, event_config, functions, health, invoke, observability
+from . import concurrency, event_config, event_list, functions, health, invoke, observability
 from .catalog import Catalog
 from .codestore import CodeStore
 from .errors import lambda_errors
@@ -35,6 +38,8 @@ from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, REFUSALS, SCHEDU
 from .observability import OBSERVABILITY, Observability
 from .refusals import Refusals
 
+log = logging.getLogger("lambda_scheduler.events")
+
 
 def init_app(
     scheduler: Scheduler,
@@ -42,9 +47,12 @@ def init_app(
     *,
     event_configs: Mapping[str, EventInvokeConfig] | None = None,
     event_store: EventStore | None = None,
+    dead_letters: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The Lambda API over ``scheduler``. ``event_configs`` are initial per-function Event
-    settings (from a template); ``event_store`` replaces the in-memory event store."""
+    """The Lambda API over ``scheduler``. ``event_configs`` and ``dead_letters`` (function →
+    DeadLetterConfig.TargetArn) are initial per-function Event settings (from a template);
+    ``event_store`` replaces the store ``settings.data_dir`` chooses (SQLite there; in memory
+    without one)."""
     settings = settings or ServerConfig()
     # Bodies are read by params.read_body under each operation's own limit; this only keeps
     # aiohttp's default (1 MiB) out of the way.
@@ -54,23 +62,35 @@ def init_app(
     )
     add_cors(app, settings)
     app[REFUSALS] = refusals
-    queue = EventQueue(event_store)
+    data_dir = None if settings.data_dir is None else Path(settings.data_dir).resolve()
+    queue = EventQueue(event_store if event_store is not None else _store(data_dir))
     app[SCHEDULER] = scheduler
     app[SETTINGS] = settings
     app[STATE] = ServerState()
     app[CATALOG] = Catalog(scheduler.settings.account_id)
     app[CODE_STORE] = CodeStore(settings.code_store_dir)
     app[EVENT_QUEUE] = queue
-    app[DISPATCHER] = EventDispatcher(scheduler, queue, settings, event_configs)
+    app[DISPATCHER] = EventDispatcher(
+        scheduler, queue, settings, event_configs, dead_letters=dead_letters, data_dir=data_dir
+    )
     # Observers are attached now, so the Scheduler's first environments are seen.
     app[OBSERVABILITY] = observed = Observability(scheduler, settings, queue)
     app.cleanup_ctx.extend([observed.lifetime, _code_store, _scheduler, _dispatcher])
     app.on_shutdown.append(_mark_stopping)
-    for module in (health, invoke, functions, concurrency, event_config):
+    for module in (health, invoke, functions, concurrency, event_config, event_list):
         app.add_routes(module.routes)
     if settings.metrics:
         app.add_routes(observability.routes)  # GET /metrics (Prometheus)
     return app
+
+
+def _store(data_dir: Path | None) -> EventStore:
+    if data_dir is None:
+        return MemoryEventStore()
+    # The events hold every function's payloads: only the server's user may read them.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    return SqliteEventStore(data_dir / "events.sqlite3")
 
 
 def _middlewares(settings: ServerConfig, refusals: Refusals) -> list[Middleware]:
@@ -108,12 +128,21 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = app[DISPATCHER]
+    """The event store is opened here, before the first request: every event it holds
+    unfinished (pending, retrying, or running when a server stopped) is delivered again."""
+    queue, dispatcher = app[EVENT_QUEUE], app[DISPATCHER]
+    recovered = await queue.open()
+    if recovered:
+        log.info("%d unfinished event invocations found in the store; delivering them", recovered)
     dispatcher.start()
     try:
         yield
     finally:
-        await dispatcher.stop(app[SCHEDULER].settings.drain_timeout_s)
+        loop = asyncio.get_running_loop()
+        try:
+            await dispatcher.stop(loop.time() + app[SCHEDULER].settings.drain_timeout_s)
+        finally:
+            await queue.close()
 
 
 async def _mark_stopping(app: web.Application) -> None:

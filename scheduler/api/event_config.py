@@ -1,6 +1,7 @@
 """FunctionEventInvokeConfig: how Event invocations of a function are retried and how old they
-may grow. The settings live on the EventDispatcher, which reads them for
-every queued event, so a change applies to events already waiting.
+may grow, and where records of its successes and failures go (DestinationConfig). The settings
+live on the EventDispatcher, which reads them for every queued event, so a change applies to
+events already waiting.
 
     PUT (replace) · POST (update) · GET · DELETE  /2019-09-25/functions/{name}/event-invoke-config
     GET  /2019-09-25/functions/{name}/event-invoke-config/list
@@ -14,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InvalidParameterValue, ResourceNotFound
-from ..events import MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, EventInvokeConfig
+from ..events import MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, DestinationConfig, EventInvokeConfig
 from ..status import FunctionStatus
 from . import params, shapes
 from .keys import DISPATCHER
@@ -25,17 +26,32 @@ _PATH = "/2019-09-25/functions/{name}/event-invoke-config"
 _BODY_LIMIT = 64 * 1024
 
 
+def _destination(destinations: dict[str, Any], key: str, base: str | None) -> str | None:
+    if key not in destinations:
+        return base
+    value = destinations[key]
+    if value is None or value == {}:
+        return None  # an empty destination removes it, as on Lambda
+    arn = value.get("Destination") if isinstance(value, dict) else None
+    if not isinstance(arn, str):
+        raise InvalidParameterValue(f"DestinationConfig.{key} must be {{\"Destination\": ARN}}.")
+    return arn
+
+
 def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventInvokeConfig:
     destinations = body.get("DestinationConfig") or {}
-    if not isinstance(destinations, dict) or any(
-        isinstance(v, dict) and v.get("Destination") for v in destinations.values()
-    ):
-        raise InvalidParameterValue(
-            "Destinations are not supported by lambda-scheduler; leave DestinationConfig empty."
-        )
+    if not isinstance(destinations, dict):
+        raise InvalidParameterValue("DestinationConfig must be an object with OnSuccess and OnFailure.")
+    old = base.destinations if base else DestinationConfig()
+    chosen = DestinationConfig(
+        on_success=_destination(destinations, "OnSuccess", old.on_success),
+        on_failure=_destination(destinations, "OnFailure", old.on_failure),
+    )
     retries = body.get("MaximumRetryAttempts", base.maximum_retry_attempts if base else MAX_RETRY_ATTEMPTS)
     age = body.get("MaximumEventAgeInSeconds", base.maximum_event_age_s if base else MAX_EVENT_AGE_S)
-    return EventInvokeConfig(maximum_retry_attempts=retries, maximum_event_age_s=age, last_modified=time.time())
+    return EventInvokeConfig(
+        maximum_retry_attempts=retries, maximum_event_age_s=age, last_modified=time.time(), destinations=chosen
+    )
 
 
 def _existing(request: web.Request, fn: FunctionStatus) -> EventInvokeConfig:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ..config import MAX_TIMEOUT_S, FunctionConfig
 from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
+from ..events.destinations import dead_letter_target
 from ..status import FunctionStatus
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
 from . import params, shapes, uploads
@@ -68,6 +69,32 @@ def config_changes(body: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+_UNCHANGED = object()
+
+
+def _dead_letter(body: dict[str, Any]) -> Any:
+    """DeadLetterConfig.TargetArn: an ARN, None (an empty one removes it), or _UNCHANGED."""
+    config = params.mapping(body, "DeadLetterConfig")
+    if config is None:
+        return _UNCHANGED
+    target = config.get("TargetArn")
+    if not target:
+        return None
+    if not isinstance(target, str):
+        raise constraint_violation(target, "deadLetterConfig.targetArn", "Member must be a string")
+    return dead_letter_target(target)
+
+
+def _set_dead_letter(request: web.Request, name: str, target: Any) -> None:
+    if target is _UNCHANGED:
+        return
+    letters = request.app[DISPATCHER].dead_letters
+    if target is None:
+        letters.pop(name, None)
+    else:
+        letters[name] = target
+
+
 def _architectures(body: dict[str, Any]) -> list[str] | None:
     value = body.get("Architectures")
     if value is None:
@@ -106,7 +133,8 @@ def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
 async def _configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
     catalog = request.app[CATALOG]
     record = catalog.record(fn)
-    body = shapes.function_configuration(fn, record, await catalog.code(fn))
+    dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
+    body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter)
     return web.json_response(body, status=status)
 
 
@@ -130,6 +158,7 @@ async def _create_function(request: web.Request) -> web.Response:
     if body.get("PackageType", "Zip") != "Zip":
         raise InvalidParameterValue("Container image functions are not supported by lambda-scheduler; use a zip.")
     changes = config_changes(body)
+    dead_letter = _dead_letter(body)
     if "runtime" not in changes or "handler" not in changes:
         raise InvalidParameterValue(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages."
@@ -154,6 +183,7 @@ async def _create_function(request: web.Request) -> web.Response:
         store.discard(code_dir)
         raise
     fn = scheduler.functions[name]
+    _set_dead_letter(request, name, dead_letter)
     record = FunctionRecord(fn, role or request.app[CATALOG].default_role, code=info, code_dir=code_dir)
     record.tags = {str(k): str(v) for k, v in tags.items()}
     if architectures:
@@ -177,7 +207,10 @@ async def list_functions(request: web.Request) -> web.Response:
     functions = request.app[SCHEDULER].functions
     for name in names[:page]:
         fn = functions[name]
-        out["Functions"].append(shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn)))
+        dead_letter = request.app[DISPATCHER].dead_letters.get(name)
+        out["Functions"].append(
+            shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
+        )
     if len(names) > page:
         out["NextMarker"] = base64.urlsafe_b64encode(names[page - 1].encode()).decode()
     return web.json_response(out)
@@ -194,7 +227,8 @@ def _decode_marker(marker: str) -> str:
 async def get_function(request: web.Request) -> web.Response:
     fn = params.function(request)
     catalog = request.app[CATALOG]
-    return web.json_response(shapes.get_function(fn, catalog.record(fn), await catalog.code(fn)))
+    dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
+    return web.json_response(shapes.get_function(fn, catalog.record(fn), await catalog.code(fn), dead_letter))
 
 
 @routes.get("/2015-03-31/functions/{name}/configuration")
@@ -209,9 +243,11 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     record = request.app[CATALOG].record(fn)
     _check_revision(body, record)
     changes = config_changes(body)
+    dead_letter = _dead_letter(body)
     role = params.string(body, "Role")
     if changes:
         request.app[SCHEDULER].update_function(fn.config.replace(**changes))
+    _set_dead_letter(request, fn.name, dead_letter)
     if role is not None:
         record.role = role
     record.touch()
@@ -264,6 +300,7 @@ async def delete_function(request: web.Request) -> web.Response:
     fn = params.function(request)
     request.app[SCHEDULER].remove_function(fn.name)
     request.app[DISPATCHER].configs.pop(fn.name, None)
+    request.app[DISPATCHER].dead_letters.pop(fn.name, None)
     record = request.app[CATALOG].forget(fn.name)
     if record is not None and record.code_dir is not None:
         request.app[CODE_STORE].retire(record.code_dir, fn.drained)

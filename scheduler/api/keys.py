@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..config import ServerConfig
-from ..dispatcher import EventDispatcher
-from ..events import EventQueue
+from ..events import EventDispatcher, EventQueue
 from ..scheduler import Scheduler
 from .catalog import Catalog
 from .codestore import CodeStore

@@ -17,7 +17,9 @@ from .catalog import FunctionRecord
 TOTAL_CODE_SIZE = 80_530_636_800
 
 
-def function_configuration(fn: FunctionStatus, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def function_configuration(
+    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+) -> dict[str, Any]:
     config = fn.config
     out: dict[str, Any] = {
         "FunctionName": fn.name,
@@ -45,6 +47,8 @@ def function_configuration(fn: FunctionStatus, record: FunctionRecord, code: Cod
     }
     if config.environment:
         out["Environment"] = {"Variables": dict(config.environment)}
+    if dead_letter is not None:
+        out["DeadLetterConfig"] = {"TargetArn": dead_letter}
     if config.layers:
         out["Layers"] = [{"Arn": _layer_arn(fn, str(layer))} for layer in config.layers]
     return out
@@ -56,9 +60,11 @@ def _layer_arn(fn: FunctionStatus, path: str) -> str:
     return f"arn:aws:lambda:{region_account}:layer:{path.rstrip('/').rsplit('/', 1)[-1]}:1"
 
 
-def get_function(fn: FunctionStatus, record: FunctionRecord, code: CodeInfo) -> dict[str, Any]:
+def get_function(
+    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(fn, record, code),
+        "Configuration": function_configuration(fn, record, code, dead_letter),
         # Lambda hands out a pre-signed S3 URL; locally the code is a folder on this machine.
         "Code": {"RepositoryType": "S3", "Location": f"file://{fn.config.code_dir}"},
     }
@@ -88,7 +94,7 @@ def event_invoke_config(fn: FunctionStatus, config: EventInvokeConfig) -> dict[s
         "FunctionArn": f"{fn.arn}:$LATEST",
         "MaximumRetryAttempts": config.maximum_retry_attempts,
         "MaximumEventAgeInSeconds": config.maximum_event_age_s,
-        "DestinationConfig": {"OnSuccess": {}, "OnFailure": {}},
+        "DestinationConfig": config.destinations.shape(),
     }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from .. import events
 from ..events import EventQueue
@@ -34,7 +34,7 @@ class EventQueueCollector:
         self.queue = queue
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families()
+        return self.collect()
 
     def collect(self) -> Iterator[Metric]:
         q = self.queue
@@ -48,6 +48,22 @@ class EventQueueCollector:
         depth.add_metric((), q.depth)
         age.add_metric((), q.oldest_age_s)
         yield from (received, succeeded, retries, dropped, depth, age)
+        yield CounterMetricFamily(
+            "lambda_destination_delivery_failures",
+            "Invocation records that could not be sent to a destination (Lambda's DestinationDeliveryFailures).",
+            value=q.destination_failures,
+        )
+        yield CounterMetricFamily(
+            "lambda_dead_letter_errors",
+            "Events that could not be written to a dead-letter queue (Lambda's DeadLetterErrors).",
+            value=q.dead_letter_errors,
+        )
+        yield HistogramMetricFamily(
+            "lambda_async_event_age_seconds",
+            "Age of an Event invocation when an attempt starts (Lambda's AsyncEventAge).",
+            buckets=q.ages.cumulative(),
+            sum_value=q.ages.total,
+        )
 
     @staticmethod
     def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, CounterMetricFamily, CounterMetricFamily,

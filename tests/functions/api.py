@@ -29,3 +29,28 @@ def timeout_once(event, context):
 
 def version(event, context):
     return {"version": os.environ.get("CODE_VERSION", "none")}
+
+
+def record_then_sleep(event, context):
+    """Append this request's id to event["path"], then sleep event["sleep"] seconds."""
+    _append(event["path"], context.aws_request_id)
+    time.sleep(event.get("sleep", 0))
+    return {"request_id": context.aws_request_id}
+
+
+def keep(event, context):
+    """A destination: append the record it was invoked with, as one JSON line, to the file
+    named by the environment variable KEEP_PATH."""
+    import json
+
+    _append(os.environ["KEEP_PATH"], json.dumps(event))
+
+
+def ignore_sigterm(event, context):
+    """Run event["sleep"] seconds, deaf to SIGTERM (only SIGKILL ends it)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _append(event["path"], context.aws_request_id)
+    time.sleep(event["sleep"])
+    return "done"

@@ -102,8 +102,10 @@ async def test_events_run_at_the_account_limit_without_throttling_themselves(
     ideal = count * sleep / limit  # 1.5 s: 20 environments busy all the time
     assert queue.throttle_retries == 0 and queue.dropped == 0
     assert len(set(lines(trace))) == count
-    assert elapsed < ideal * 3 + 2, f"{elapsed:.1f} s for an ideal of {ideal:.1f} s"
-    environments = served.scheduler.functions["work"].pool.environments
+    # A throttled-and-backed-off event would wait seconds to minutes; waiting for capacity costs
+    # nothing. The bound is loose so that a busy machine cannot fail it.
+    assert elapsed < ideal * 6 + 10, f"{elapsed:.1f} s for an ideal of {ideal:.1f} s"
+    environments = served.scheduler.environments("work")
     assert len(environments) <= limit
 
 

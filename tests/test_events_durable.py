@@ -28,7 +28,7 @@ from scheduler.config import ServerConfig
 from scheduler.events import Event, EventQueue, EventState, SqliteEventStore
 
 from .conftest import FAST_EVENTS, FUNCTIONS, MakeServer, aws, fn, until
-from .procs import wait_gone, zygote_family
+from .procs import cgroup_leftovers, wait_gone, zygote_family
 
 ROOT = Path(__file__).resolve().parent.parent
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}:$LATEST"
@@ -399,3 +399,35 @@ def test_a_second_signal_exits_at_once(served_folder: tuple[Path, list[Serve]], 
     assert server.process.wait(timeout=10) == 128 + signal.SIGINT
     assert time.monotonic() - signalled < 2
     thread.join(timeout=30)
+
+
+@pytest.mark.timeout(90)
+def test_a_start_after_kill_9_removes_what_the_dead_server_left(
+    served_folder: tuple[Path, list[Serve]], tmp_path: Path
+) -> None:
+    """kill -9 leaves the code store and (as root) the environments' cgroups behind; the next
+    server on the same folders removes them, says so, and leaves a live server's alone."""
+    folder, started = served_folder
+    data, store = folder / "data", folder / "code-store"
+    dead = Serve(folder, data, tmp_path, "--code-store-dir", str(store))
+    started.append(dead)
+    assert dead.invoke("work", {"path": str(tmp_path / "t"), "sleep": 0})[0] == 200  # an environment
+    left_store = [p for p in store.iterdir() if p.name.startswith(f"lambda-scheduler-code-{dead.process.pid}-")]
+    assert len(left_store) == 1
+    dead.process.kill()
+    dead.process.wait(timeout=10)
+    wait_gone(zygote_family(owner=dead.process.pid), timeout=5.0)
+    left_cgroups = cgroup_leftovers(dead.process.pid)
+    assert left_store[0].exists()
+    alive = Serve(folder, data, tmp_path, "--code-store-dir", str(store))
+    started.append(alive)
+    assert not left_store[0].exists()
+    assert not cgroup_leftovers(dead.process.pid)
+    log = alive.log.read_text()
+    assert f"removed the code store {left_store[0]}" in log
+    if left_cgroups:
+        assert f"of a scheduler that is gone (pid {dead.process.pid})" in log
+    # A live server's store is not touched by a third one.
+    third = Serve(folder, folder / "data3", tmp_path, "--code-store-dir", str(store))
+    started.append(third)
+    assert any(p.name.startswith(f"lambda-scheduler-code-{alive.process.pid}-") for p in store.iterdir())

@@ -31,6 +31,23 @@ log = logging.getLogger("lambda_scheduler.api")
 UPLOAD_SLOTS = 1
 
 
+_PREFIX = "lambda-scheduler-code-"
+
+
+def remove_stale_stores(parent: Path) -> list[Path]:
+    """Remove the code stores of servers that were killed (``kill -9`` leaves them behind, up to
+    250 MB per function): folders named with a pid that no longer runs. Returns what went."""
+    removed = []
+    for entry in parent.glob(f"{_PREFIX}*"):
+        pid_text = entry.name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or Path(f"/proc/{pid_text}").exists():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+        log.warning("removed the code store %s of a server that is gone (pid %s)", entry, pid_text)
+    return removed
+
+
 class CodeStore:
     def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
         self.parent = parent
@@ -47,7 +64,10 @@ class CodeStore:
     def open(self) -> None:
         if self.parent is not None:
             Path(self.parent).mkdir(parents=True, exist_ok=True)
-        self._root = Path(tempfile.mkdtemp(prefix="lambda-scheduler-code-", dir=self.parent))
+        parent = Path(self.parent) if self.parent is not None else Path(tempfile.gettempdir())
+        remove_stale_stores(parent)
+        # The pid in the name lets a later server know whose folder it was.
+        self._root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
 
     def close(self) -> None:
         for task in self._removals:

@@ -292,6 +292,7 @@ def _remove_stale(base: Path) -> None:
             if child.is_dir():
                 _kill_and_rmdir(child)
         _kill_and_rmdir(entry)
+        log.warning("removed the cgroups %s of a scheduler that is gone (pid %d)", entry, pid)
 
 
 def _kill_and_rmdir(path: Path) -> None:

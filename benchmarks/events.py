@@ -5,8 +5,9 @@ store (WAL, group commit, synchronous=FULL) against the in-memory queue.
         ─► prints a table, writes benchmarks/results/events.json
 
 A real aiohttp server (init_app, every middleware) on 127.0.0.1, driven by an aiohttp client
-with ``concurrency`` requests in flight. The dispatcher is halted, so only acceptance is
-measured: read the body, check it, commit it, answer 202.
+with ``concurrency`` requests in flight, and by wrk (another process, when installed: the
+in-process client shares the server's core and measures both). The dispatcher is halted, so
+only acceptance is measured: read the body, check it, commit it, answer 202.
 """
 
 from __future__ import annotations
@@ -87,6 +88,44 @@ async def _run(store: str, events: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+async def _wrk(store: str, connections: int, seconds: float) -> dict[str, Any] | None:
+    """wrk in its own process against the same server, ``connections`` keep-alive connections."""
+    from benchlib.wrk import run_wrk, wrk_path
+
+    if wrk_path() is None:
+        return None
+    handlers = Path(__file__).resolve().parent / "handlers"
+    function = FunctionConfig(name="noop", handler="bench.noop", code_dir=handlers)
+    with tempfile.TemporaryDirectory(prefix="events-bench-") as folder:
+        settings = ServerConfig(data_dir=Path(folder) / "data" if store == "sqlite" else None, log_level="warning")
+        app = init_app(Scheduler([function]), settings)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            await app[DISPATCHER].halt()
+            url = str(server.make_url("")).rstrip("/")
+            body = json.dumps({"n": 1, "text": "x" * 200})
+            run = await asyncio.to_thread(
+                run_wrk, url, "noop", connections, seconds, event=body, check=True, invocation_type="Event"
+            )
+            queue = app[EVENT_QUEUE]
+            commits = getattr(queue.store, "commits", None)
+            received = queue.received
+        finally:
+            await server.close()
+    data = run.to_dict()
+    lat = data.get("latency_us") or {}
+    return {
+        "store": f"{store} (wrk)",
+        "events": received,
+        "concurrency": connections,
+        "accepted_per_s": round(received / seconds, 1),
+        "latency_ms": {k: round(lat[k] / 1000, 3) for k in ("p50", "p99", "max", "mean") if k in lat},
+        "events_per_commit": None if not commits else round(received / commits, 1),
+        "statuses": data.get("checked_statuses"),
+    }
+
+
 async def _store_only(store: str, events: int, concurrency: int) -> dict[str, Any]:
     """EventQueue.put alone, ``concurrency`` at a time: what the store can accept, without HTTP."""
     from scheduler.events import Event, EventQueue, MemoryEventStore, SqliteEventStore
@@ -127,6 +166,10 @@ async def _store_only(store: str, events: int, concurrency: int) -> dict[str, An
 
 async def main(events: int, concurrency: int) -> list[dict[str, Any]]:
     rows = [await _run(store, events, concurrency) for store in ("memory", "sqlite")]
+    for store in ("memory", "sqlite"):
+        row = await _wrk(store, 16, 5.0)
+        if row is not None:
+            rows.append(row)
     rows += [await _store_only(store, events * 4, concurrency) for store in ("memory", "sqlite")]
     return rows
 

@@ -1,6 +1,6 @@
 -- wrk drives Lambda's Invoke API: POST /2015-03-31/functions/NAME/invocations, keep-alive.
 --
---   wrk -t1 -c16 -d10s -s benchmarks/invoke.lua http://127.0.0.1:9000 -- NAME [EVENT_JSON] [check]
+--   wrk -t1 -c16 -d10s -s benchmarks/invoke.lua http://127.0.0.1:9000 -- NAME [EVENT_JSON] [check|-] [Event]
 --
 -- The request is built once (wrk's fast path). With "check", every response is inspected:
 -- status codes, and X-Amz-Function-Error, counted per thread and added up at the end; without
@@ -33,6 +33,9 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
   if args[3] == "check" then
     response = checked
+  end
+  if args[4] then
+    wrk.headers["X-Amz-Invocation-Type"] = args[4]  -- Event: 202 once the event is accepted
   end
 end
 

@@ -67,6 +67,7 @@ def run_wrk(
     event: str = "{}",
     check: bool = False,
     server_pid: int | None = None,
+    invocation_type: str | None = None,
 ) -> WrkRun:
     path = wrk_path()
     if path is None:
@@ -85,7 +86,7 @@ def run_wrk(
         "--",
         function,
         event,
-        *(["check"] if check else []),
+        *(["check" if check else "-", invocation_type] if invocation_type else ["check"] if check else []),
     ]
     before = group_cpu_seconds(server_pid) if server_pid else None
     started = time.perf_counter()

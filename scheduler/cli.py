@@ -26,7 +26,15 @@ from typing import Any, Literal
 import uvloop
 
 from .cfn import TemplateError
-from .config import AUTH_MODES, LOG_LEVELS, Credential, SchedulerConfig, ServerConfig, parse_credentials
+from .config import (
+    AUTH_MODES,
+    KEEP_ALIVE_POLICIES,
+    LOG_LEVELS,
+    Credential,
+    SchedulerConfig,
+    ServerConfig,
+    parse_credentials,
+)
 from .errors import ConfigError
 from .events import EventState
 from .events.destinations import timestamp
@@ -59,6 +67,12 @@ def _switch(text: str) -> bool:
 
 def _isolation(text: str) -> str:
     if text not in ("auto", "fallback"):
+        raise ValueError(text)
+    return text
+
+
+def _keep_alive(text: str) -> str:
+    if text not in KEEP_ALIVE_POLICIES:
         raise ValueError(text)
     return text
 
@@ -125,6 +139,14 @@ SETTINGS = (
     Setting("--scale-limit", "scheduler", "scale_limit", int, "new environments a function may start per scale window"),
     Setting("--scale-window", "scheduler", "scale_window_s", float, "seconds over which --scale-limit refills"),
     Setting("--idle-ttl", "scheduler", "idle_ttl_s", float, "seconds an idle environment is kept warm"),
+    Setting(
+        "--keep-alive",
+        "scheduler",
+        "keep_alive",
+        _keep_alive,
+        "fixed: idle environments stay warm for --idle-ttl; hybrid: per function, a window learnt from its "
+        "inter-arrival times, pre-warming a new environment before a predictable call",
+    ),
     Setting("--max-lifetime", "scheduler", "max_lifetime_s", float, "seconds after which an environment is recycled"),
     Setting("--init-timeout", "scheduler", "init_timeout_s", float, "seconds an environment's Init may take"),
     Setting("--shutdown-timeout", "scheduler", "shutdown_timeout_s", float, "seconds between SIGTERM and SIGKILL"),

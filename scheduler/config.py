@@ -26,6 +26,8 @@ MIN_EPHEMERAL_MB = 512
 MAX_EPHEMERAL_MB = 10_240
 MAX_ENVIRONMENT_BYTES = 4096  # Lambda's limit on the total size of a function's variables
 
+KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
+
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RUNTIME = re.compile(r"^python3\.\d{1,2}$")
@@ -177,6 +179,10 @@ class SchedulerConfig:
     scale_limit: int = 1000
     scale_window_s: float = 10.0
     idle_ttl_s: float = 600.0
+    # How long idle environments stay warm (keepalive.py): "fixed", idle_ttl_s for every one;
+    # "hybrid", a window learnt from each function's inter-arrival times, which may retire an
+    # environment at once and pre-warm a new one before the next call is due.
+    keep_alive: Literal["fixed", "hybrid"] = "fixed"
     max_lifetime_s: float = 7200.0
     init_timeout_s: float = 10.0
     shutdown_timeout_s: float = 2.0
@@ -222,6 +228,8 @@ class SchedulerConfig:
             if not getattr(self, name) >= 0:
                 raise ConfigError(name, f"must be at least 0, got {getattr(self, name)}")
         _int_between("max_log_bytes", self.max_log_bytes, 4096, 1 << 30)
+        if self.keep_alive not in KEEP_ALIVE_POLICIES:
+            raise ConfigError("keep_alive", f"must be 'fixed' or 'hybrid', got {self.keep_alive!r}")
         if self.isolation not in ("auto", "fallback"):
             raise ConfigError("isolation", f"must be 'auto' or 'fallback', got {self.isolation!r}")
         _int_between("max_processes", self.max_processes, 8, 1 << 22)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import os
 import signal
 import time
@@ -127,6 +128,7 @@ class Environment:
         "_waiter",
         "created_at",
         "exit_status",
+        "idle_until",
         "invocations",
         "last_used",
         "log_stream",
@@ -148,6 +150,9 @@ class Environment:
         self.pid = 0
         self._loop = asyncio.get_running_loop()
         self.created_at = self.last_used = self._loop.time()
+        # Loop time at which an idle on-demand environment is reaped (set by its pool's
+        # keep-alive whenever it goes idle); never, until then.
+        self.idle_until = math.inf
         self.invocations = 0
         self.max_rss_kb = 0
         self.stop_reason: StopReason | None = None  # set once, by whoever ends it first

@@ -3,6 +3,8 @@
 Routing, in Lambda's order: an idle provisioned environment; else an idle
 on-demand environment, most recently used first (so surplus ones sit at the cold end of the
 deque and age out); else a new environment, if the function's scaling allowance has a token.
+How long an idle environment stays, and pre-warming, are the keep-alive's (idle.py), which
+asks the scheduler's keep-alive policy (keepalive.py).
 
 A cold start runs Init under the Init limit; if Init fails or times out, the environment is
 discarded and Init is retried once inside the invoke phase, under the function's timeout, in a
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import envvars, logs
 from .config import FunctionConfig, SchedulerConfig
 from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState, StartOutcome
+from .idle import KeepAlive
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import interpreter_path
+from .keepalive import KeepAlivePolicy
 from .logs import LogBuffer
 from .observer import Observer
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
@@ -60,12 +64,14 @@ class PoolContext:
         background: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
         observer: Observer,
         isolation: Isolation,
+        policy: KeepAlivePolicy,
     ) -> None:
         self.zygote = zygote
         self.settings = settings
         self.background = background
         self.observer = observer
         self.isolation = isolation
+        self.policy = policy  # one for the whole scheduler: it keeps per-function history
         self.base_path = interpreter_path()
 
 
@@ -92,6 +98,17 @@ class Pool:
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings)
         self._sys_path = envvars.code_path(config)
+        self._invoked = ctx.policy.invoked  # bound once: the hot path makes just the call
+        self.keep_alive = KeepAlive(
+            config.name,
+            ctx.policy,
+            self.idle,
+            self.provisioned_idle,
+            ctx.settings.max_lifetime_s,
+            park=self._park,
+            retire=self.retire,
+            prewarm=self._prewarm,
+        )
 
     # --- routing --------------------------------------------------------------------------
 
@@ -108,10 +125,11 @@ class Pool:
     async def invoke(self, inv: Invocation, allowance: ScaleAllowance) -> InvocationResult | None:
         """Run ``inv`` in an environment; None if it needs a new one and ``allowance`` has
         no token left (the caller throttles it: the pool knows nothing of Lambda's limits)."""
+        self._invoked(self.config.name, self._loop.time())
         env = self.take_idle(inv)
         if env is not None:
             inv.log_start()
-            return await self._run(env, inv, time.perf_counter() + self.config.timeout_s)
+            return await self._run(env, inv, self._invoke_deadline())
         if not allowance.take():
             return None
         inv.start = "cold"
@@ -120,6 +138,10 @@ class Pool:
             return started
         env, deadline = started
         return await self._run(env, inv, deadline)
+
+    def _invoke_deadline(self) -> float:
+        """The deadline of an invocation whose invoke phase starts now (perf_counter time)."""
+        return time.perf_counter() + self.config.timeout_s
 
     async def _run(self, env: Environment, inv: Invocation, deadline: float) -> InvocationResult:
         """``deadline``: perf_counter time. Durations and deadlines use perf_counter: uvloop's
@@ -157,7 +179,7 @@ class Pool:
         if self.retired:
             self.retire(env, self.retire_reason)
             return
-        if self._expired(env, self._loop.time()):
+        if self.keep_alive.expired(env, self._loop.time()):
             self.retire(env, StopReason.LIFETIME)
             return
         if env.provisioned and self._surplus():
@@ -167,8 +189,11 @@ class Pool:
         if resources is not None and resources.tmp_dir is not None and resources.tmp_over_quota():
             self.retire(env, StopReason.TMP_OVER_QUOTA)
             return
-        self._park(env)
-        (self.provisioned_idle if env.provisioned else self.idle).append(env)
+        if env.provisioned:
+            self._park(env)
+            self.provisioned_idle.append(env)
+        else:
+            self.keep_alive.settle(env)
 
     # --- freezing idle environments -------------------------------------------------------
 
@@ -232,13 +257,13 @@ class Pool:
         if type(outcome) is Ready:
             inv.init_ms = init_ms
             inv.log_start()
-            return env, time.perf_counter() + self.config.timeout_s
+            return env, self._invoke_deadline()
         inv.parts.append(_init_report(init_ms, "init", outcome))
         # Lambda retries a failed Init inside the invoke phase, under the function timeout.
         inv.init_ms = None
         inv.log_start()
+        deadline = self._invoke_deadline()
         began = time.perf_counter()
-        deadline = began + self.config.timeout_s
         env, outcome = await self.start_environment(False, inv.output, self.config.timeout_s)
         if type(outcome) is Ready:
             return env, deadline
@@ -251,6 +276,33 @@ class Pool:
             return inv.finish_init_error(outcome.error_type, outcome.payload, elapsed_ms, env.max_rss_kb)
         assert isinstance(outcome, Died)
         return inv.finish_exit(outcome.status, elapsed_ms, env.max_rss_kb, _OOM if env.oom else None)
+
+    async def _start_ahead(self, provisioned: bool, timeout: float) -> tuple[Environment, StartOutcome, LogBuffer]:
+        """Start an environment ahead of demand (provisioned, or pre-warmed by the keep-alive
+        policy): Init runs outside any invocation, so its output goes to the environment's own
+        log, and its first invocation is not a cold start (no Init Duration in its REPORT)."""
+        sink = LogBuffer(self.ctx.settings.max_log_bytes)
+        env, outcome = await self.start_environment(provisioned, sink, timeout)
+        if type(outcome) is Ready and len(sink):
+            self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
+        return env, outcome, sink
+
+    def _prewarm(self, keep_alive_s: float) -> None:
+        """The keep-alive's pre-warm timer fired: start an on-demand environment now. It takes
+        no scaling token: it replaces the one the policy retired, and no invocation waits."""
+        if not self.retired:
+            self.ctx.background(self._prewarm_one(keep_alive_s))
+
+    async def _prewarm_one(self, keep_alive_s: float) -> None:
+        env, outcome, sink = await self._start_ahead(False, self.ctx.settings.init_timeout_s)
+        if type(outcome) is not Ready:
+            # No retry: the next invocation starts cold, and reports the failure if it recurs.
+            log.info("pre-warmed environment of %s failed Init (%s)\n%s", self.config.name, _describe(outcome), sink.text())
+            return
+        if self.retired:
+            self.retire(env, self.retire_reason)
+            return
+        self.keep_alive.warmed(env, keep_alive_s)
 
     # --- provisioned concurrency ----------------------------------------------------------
 
@@ -282,11 +334,8 @@ class Pool:
         counted = True
         try:
             while not self.retired:
-                sink = LogBuffer(self.ctx.settings.max_log_bytes)
-                env, outcome = await self.start_environment(True, sink, timeout)
+                env, outcome, sink = await self._start_ahead(True, timeout)
                 if type(outcome) is Ready:
-                    if len(sink):
-                        self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
                     self.provision_error = None
                     counted = False
                     self._allocated.add(env)
@@ -323,24 +372,10 @@ class Pool:
 
     # --- keep-alive and retirement --------------------------------------------------------
 
-    def _expired(self, env: Environment, now: float) -> bool:
-        return now - env.created_at >= self.ctx.settings.max_lifetime_s
-
     def reap(self, now: float) -> int:
-        """Retire idle environments past the idle TTL or the maximum lifetime. Busy ones are
-        never touched; a provisioned one past its lifetime is replaced."""
-        ttl = self.ctx.settings.idle_ttl_s
-        reaped = 0
-        idle = self.idle
-        while idle and now - idle[0].last_used >= ttl:
-            self.retire(idle.popleft(), StopReason.IDLE_TIMEOUT)
-            reaped += 1
-        for queue in (idle, self.provisioned_idle):
-            for env in [e for e in queue if self._expired(e, now)]:
-                queue.remove(env)
-                self.retire(env, StopReason.LIFETIME)
-                reaped += 1
-        return reaped
+        """The reaper's tick: idle environments past their keep-alive window or their maximum
+        lifetime are retired (idle.py). Busy ones are never touched."""
+        return self.keep_alive.reap(now)
 
     def retire(self, env: Environment, reason: StopReason) -> None:
         """Shut an environment down gracefully (SIGTERM, grace, SIGKILL) in the background."""
@@ -355,6 +390,7 @@ class Pool:
         environments go now, busy ones when their invocation ends."""
         self.retired = True
         self.retire_reason = reason
+        self.keep_alive.cancel_prewarm()
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()
             self._freeze_timer = None

@@ -26,6 +26,7 @@ from .environment import Environment, EnvState
 from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
+from .keepalive import KeepAlivePolicy, make_policy
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
@@ -115,9 +116,13 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         *,
         observers: Iterable[Observer] = (),
+        keep_alive_policy: KeepAlivePolicy | None = None,
         **settings: Any,
     ) -> None:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
+        # One policy for every pool, so a function's history survives updates of its
+        # configuration; ``keep_alive_policy`` replaces the configured one (tests, experiments).
+        self.keep_alive = keep_alive_policy or make_policy(self.settings.keep_alive, self.settings.idle_ttl_s)
         self.admission = Admission(self.settings)
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
         self.isolation = Isolation(self.settings)
@@ -154,7 +159,9 @@ class Scheduler:
         except BaseException:
             await self.isolation.stop()
             raise
-        self._ctx = PoolContext(self.zygote, self.settings, self._background, self.observers, self.isolation)
+        self._ctx = PoolContext(
+            self.zygote, self.settings, self._background, self.observers, self.isolation, self.keep_alive
+        )
         self._running = True
         provisioning: list[asyncio.Task[None]] = []
         try:

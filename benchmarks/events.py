@@ -167,7 +167,7 @@ async def _store_only(store: str, events: int, concurrency: int) -> dict[str, An
 async def main(events: int, concurrency: int) -> list[dict[str, Any]]:
     rows = [await _run(store, events, concurrency) for store in ("memory", "sqlite")]
     for store in ("memory", "sqlite"):
-        row = await _wrk(store, 16, 5.0)
+        row = await _wrk(store, 64, 5.0)
         if row is not None:
             rows.append(row)
     rows += [await _store_only(store, events * 4, concurrency) for store in ("memory", "sqlite")]

@@ -121,4 +121,7 @@ def write(path: Path, results: Path) -> None:
     ]
     parts.append(foreign_section(results, "metrics_overhead", "Metrics overhead"))
     parts.append(foreign_section(results, "isolation_cost", "Isolation cost"))
+    # Benchmarks that run_all does not run (each has its own command), with their analysis,
+    # written by hand in benchmarks/notes/ and kept across regenerations.
+    parts += [note.read_text() for note in sorted((Path(__file__).resolve().parent.parent / "notes").glob("*.md"))]
     path.write_text("\n".join(parts))

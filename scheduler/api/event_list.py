@@ -35,7 +35,7 @@ async def list_events(request: web.Request) -> web.Response:
                     "FunctionName": e.function_name,
                     "Qualifier": e.qualifier,
                     "State": e.state.value,
-                    "Attempts": e.attempts,
+                    "Attempts": e.invocations,  # runs that reached the function, as approximateInvokeCount
                     "Throttles": e.throttles,
                     "ReceivedAt": e.received_at,
                     "Due": e.due,

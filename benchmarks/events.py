@@ -37,6 +37,16 @@ from scheduler.config import ServerConfig
 RESULTS = Path(__file__).resolve().parent / "results" / "events.json"
 
 
+def _latency_ms(latencies: list[float]) -> dict[str, float]:
+    """p50, p99, max and mean of sorted latencies in seconds, in milliseconds."""
+    return {
+        "p50": round(latencies[len(latencies) // 2] * 1000, 3),
+        "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "max": round(latencies[-1] * 1000, 3),
+        "mean": round(statistics.fmean(latencies) * 1000, 3),
+    }
+
+
 async def _run(store: str, events: int, concurrency: int) -> dict[str, Any]:
     handlers = Path(__file__).resolve().parent / "handlers"
     function = FunctionConfig(name="noop", handler="bench.noop", code_dir=handlers)
@@ -78,12 +88,7 @@ async def _run(store: str, events: int, concurrency: int) -> dict[str, Any]:
         "events": events,
         "concurrency": concurrency,
         "accepted_per_s": round(events / elapsed, 1),
-        "latency_ms": {
-            "p50": round(latencies[len(latencies) // 2] * 1000, 3),
-            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
-            "max": round(latencies[-1] * 1000, 3),
-            "mean": round(statistics.fmean(latencies) * 1000, 3),
-        },
+        "latency_ms": _latency_ms(latencies),
         "events_per_commit": None if not commits else round(events / commits, 1),
     }
 
@@ -154,12 +159,7 @@ async def _store_only(store: str, events: int, concurrency: int) -> dict[str, An
         "events": events,
         "concurrency": concurrency,
         "accepted_per_s": round(events / elapsed, 1),
-        "latency_ms": {
-            "p50": round(latencies[len(latencies) // 2] * 1000, 3),
-            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
-            "max": round(latencies[-1] * 1000, 3),
-            "mean": round(statistics.fmean(latencies) * 1000, 3),
-        },
+        "latency_ms": _latency_ms(latencies),
         "events_per_commit": None if store != "sqlite" else round(events / max(1, backend.commits), 1),  # type: ignore[union-attr]
     }
 

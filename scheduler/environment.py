@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from . import protocol
-from .errors import SpawnError
+from .errors import ProtocolError, SpawnError
 from .logs import LogBuffer, describe_exit
-from .protocol import FunctionError, InitFailed, OutOfMemory, ProtocolError, Ready, Response, Spawn
+from .protocol import FunctionError, InitFailed, OutOfMemory, Ready, Response, Spawn
 from .stops import StopReason
 
 if TYPE_CHECKING:

@@ -135,6 +135,20 @@ RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
 RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"
 
 
+# --- inside the engine: never a caller's answer on their own -------------------------------
+# An environment that breaks its protocol or cannot isolate itself is killed and replaced; the
+# invocation that met it gets Lambda's error for a dead environment, not these.
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or sent a message that makes no sense in its state."""
+
+
+class IsolationFailed(RuntimeError):
+    """A new environment could not apply its isolation to itself (it exits before any user
+    code runs)."""
+
+
 # --- errors of the HTTP API -----------------------------------------------------------------
 
 

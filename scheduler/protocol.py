@@ -24,6 +24,8 @@ from typing import Any
 
 import msgspec
 
+from .errors import ProtocolError
+
 # Sync payload limit each way plus room for the envelope.
 MAX_PAYLOAD = 6 * 1024 * 1024
 MAX_FRAME = MAX_PAYLOAD + 64 * 1024
@@ -48,14 +50,12 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True):
 
 
 class Ready(msgspec.Struct, tag="ready", array_like=True):
-    init_ns: int
     max_rss_kb: int
 
 
 class InitFailed(msgspec.Struct, tag="init_failed", array_like=True):
     error_type: str
     payload: bytes  # Lambda's error JSON
-    init_ns: int
 
 
 class Response(msgspec.Struct, tag="response", array_like=True):
@@ -118,8 +118,7 @@ class Hello(msgspec.Struct, tag="hello"):
 
 class Spawned(msgspec.Struct, tag="spawned"):
     env_id: int
-    pid: int
-    has_pidfd: bool
+    pid: int  # its pidfd travels with the message
 
 
 class SpawnFailed(msgspec.Struct, tag="spawn_failed"):
@@ -134,10 +133,6 @@ class Exited(msgspec.Struct, tag="exited"):
 
 ToZygote = Spawn
 FromZygote = Hello | Spawned | SpawnFailed | Exited
-
-
-class ProtocolError(Exception):
-    """The peer broke the framing or sent a message that makes no sense in its state."""
 
 
 def frame(encoder: msgspec.msgpack.Encoder, msg: msgspec.Struct) -> bytearray:

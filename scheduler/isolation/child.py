@@ -13,6 +13,7 @@ import os
 import resource
 from collections.abc import Callable
 
+from ..errors import IsolationFailed
 from ..protocol import IsolationSpec
 from . import view
 
@@ -24,10 +25,6 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CAP_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class IsolationFailed(RuntimeError):
-    pass
 
 
 def _check(result: int, what: str) -> None:

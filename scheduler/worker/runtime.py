@@ -116,7 +116,6 @@ def _system_exit(exc: SystemExit) -> NoReturn:
 
 
 def _init(handler_spec: str) -> Handler:
-    started = time.perf_counter_ns()
     try:
         handler = load_handler(handler_spec)
     except Fault as fault:
@@ -130,10 +129,10 @@ def _init(handler_spec: str) -> Handler:
     except Exception as exc:  # noqa: BLE001 - any import-time error is an Init error
         body = faults.exception_body(exc, _RUNTIME_FILE)
     else:
-        send(Ready(time.perf_counter_ns() - started, _max_rss_kb()))
+        send(Ready(_max_rss_kb()))
         return handler
     sys.stdout.write(faults.error_log_record(body))
-    send(InitFailed(str(body["errorType"]), faults.encode_error(body), time.perf_counter_ns() - started))
+    send(InitFailed(str(body["errorType"]), faults.encode_error(body)))
     _exit(1)
 
 

@@ -78,7 +78,7 @@ class Zygote:
         self.children[pid] = pidfd
         self.by_fd[pidfd] = pid
         self.poller.register(pidfd, select.EPOLLIN)
-        self.send(Spawned(spawn.env_id, pid, True), [pidfd])
+        self.send(Spawned(spawn.env_id, pid), [pidfd])
 
     def _child(self, spawn: Spawn, fds: list[int]) -> None:
         try:

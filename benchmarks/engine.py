@@ -40,7 +40,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scheduler import FunctionConfig, Scheduler
-from scheduler.protocol import Invoke, Response, frame
+from scheduler.engine.protocol import Invoke, Response, frame
 
 HANDLER_CODE = "def noop(event, context):\n    return None\n"
 

@@ -57,7 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scheduler.keepalive import FixedTTL, Hybrid, KeepAlivePolicy, make_policy
+from scheduler.engine.keepalive import FixedTTL, Hybrid, KeepAlivePolicy, make_policy
 
 DATA = ROOT / "benchmarks" / "data" / "keepalive_trace.csv"
 RESULTS = ROOT / "benchmarks" / "results"

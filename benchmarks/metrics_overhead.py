@@ -42,11 +42,11 @@ from scheduler import FunctionConfig, Scheduler
 from scheduler.api import init_app
 from scheduler.api.observability import OBSERVABILITY
 from scheduler.config import ServerConfig
-from scheduler.invocation import Invocation, InvocationResult
+from scheduler.engine.invocation import Invocation, InvocationResult
+from scheduler.engine.observer import Observer, Observers
+from scheduler.engine.protocol import Response
 from scheduler.metrics import MetricsObserver
 from scheduler.metrics.cells import BOUNDS
-from scheduler.observer import Observer, Observers
-from scheduler.protocol import Response
 
 HANDLER_CODE = "def noop(event, context):\n    return None\n"
 MODES = ("off", "metrics", "scrape")

@@ -25,8 +25,8 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scheduler import FunctionConfig, Scheduler
-from scheduler.isolation import view
-from scheduler.isolation.manager import Isolation
+from scheduler.engine.isolation import view
+from scheduler.engine.isolation.manager import Isolation
 
 HANDLER = "def noop(event, context):\n    return None\n"
 CHECKOUT = Path(__file__).resolve().parent.parent

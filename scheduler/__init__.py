@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import FunctionConfig, SchedulerConfig
+    from .engine.invocation import InvocationResult
+    from .engine.scheduler import Scheduler
     from .errors import (
         ConfigError,
         FunctionNotFound,
@@ -23,8 +25,6 @@ if TYPE_CHECKING:
         SchedulerError,
         Throttled,
     )
-    from .invocation import InvocationResult
-    from .scheduler import Scheduler
 
 # Exports load on first use: the zygote imports scheduler.worker, which must not drag the
 # scheduler itself (asyncio, the pools) into every environment's memory.
@@ -39,8 +39,8 @@ _EXPORTS = {
     "SchedulerClosed": "errors",
     "SchedulerError": "errors",
     "Throttled": "errors",
-    "InvocationResult": "invocation",
-    "Scheduler": "scheduler",
+    "InvocationResult": "engine.invocation",
+    "Scheduler": "engine.scheduler",
 }
 
 

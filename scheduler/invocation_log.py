@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .invocation import InvocationResult
+from .engine.invocation import InvocationResult
 
 log = logging.getLogger("lambda_scheduler.function")
 

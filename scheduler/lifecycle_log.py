@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .environment import Environment
-from .observer import Observer
-from .stops import STOP_RULES, StopReason, lifecycle_level, stop_line
+from .engine.environment import Environment
+from .engine.observer import Observer
+from .engine.stops import STOP_RULES, StopReason, lifecycle_level, stop_line
 
 log = logging.getLogger("lambda_scheduler.lifecycle")
 

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .environment import Environment
+from .engine.environment import Environment
+from .engine.invocation import InvocationResult
+from .engine.observer import Observer
+from .engine.stops import StopReason
 from .errors import ConfigError
-from .invocation import InvocationResult
-from .observer import Observer
-from .stops import StopReason
 
 log = logging.getLogger("lambda_scheduler.logdir")
 

@@ -25,7 +25,7 @@ from . import connections
 from .api import init_app
 from .api.keys import DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
-from .scheduler import Scheduler
+from .engine.scheduler import Scheduler
 from .template import Template
 
 log = logging.getLogger("lambda_scheduler.server")

@@ -304,14 +304,15 @@ def test_kill_9_then_restart_runs_every_accepted_event(
     print(f"{len(accepted)} accepted, {len(set(ran))} ran, {duplicates} ran twice (cut short by a kill)")
     assert duplicates <= 3 * 100  # at most the events running at each kill
     listing = subprocess.run(
-        [sys.executable, "-m", "scheduler", "events", "--endpoint-url", server.url, "--state", "succeeded"],
+        [sys.executable, "-m", "scheduler", "events", "--endpoint-url", server.url, "--state", "succeeded", "--limit", "100000"],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    assert accepted[0] in listing.stdout and "succeeded" in listing.stdout
+    # Newest first: with --limit above the count, the first and the last accepted are both listed.
+    assert accepted[0] in listing.stdout and accepted[-1] in listing.stdout and "succeeded" in listing.stdout
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
 

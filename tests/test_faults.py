@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import Scheduler
-from scheduler.environment import EnvState
+from scheduler.engine.environment import EnvState
 
 from .conftest import MakeScheduler, fn
 

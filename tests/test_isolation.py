@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import Scheduler
-from scheduler.stops import StopReason
+from scheduler.engine.stops import StopReason
 
 from .conftest import FUNCTIONS, MakeScheduler, fn
 from .procs import cgroup_leftovers, wait_gone, zygote_family

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scheduler.keepalive import FixedTTL, Hybrid, KeepAlivePolicy, Window, make_policy
+from scheduler.engine.keepalive import FixedTTL, Hybrid, KeepAlivePolicy, Window, make_policy
 
 MIN = 60.0
 

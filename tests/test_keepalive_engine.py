@@ -13,11 +13,11 @@ import pytest
 from scheduler import Scheduler
 from scheduler.cli import build_parser, configs
 from scheduler.config import SchedulerConfig
-from scheduler.environment import Environment, EnvState
+from scheduler.engine.environment import Environment, EnvState
+from scheduler.engine.keepalive import FixedTTL, Hybrid, Window
+from scheduler.engine.observer import Observer
+from scheduler.engine.stops import StopReason
 from scheduler.errors import ConfigError
-from scheduler.keepalive import FixedTTL, Hybrid, Window
-from scheduler.observer import Observer
-from scheduler.stops import StopReason
 
 from .conftest import MakeScheduler, fn, until
 

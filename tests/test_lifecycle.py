@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import SchedulerClosed
-from scheduler.environment import EnvState
+from scheduler.engine.environment import EnvState
 
 from .conftest import FUNCTIONS, MakeScheduler, fn
 from .procs import alive, wait_gone, zygote_family

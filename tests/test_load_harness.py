@@ -10,10 +10,10 @@ from collections import Counter
 
 import pytest
 
-from scheduler.invocation import InvocationResult
+from scheduler.engine.invocation import InvocationResult
+from scheduler.engine.observer import Observer
 from scheduler.load import ClosedLoop, LoadConfig, OpenLoop, Stage, Target, run_load
 from scheduler.load.workload import encode
-from scheduler.observer import Observer
 
 from .conftest import MakeServer, fn, wait_provisioned
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import ServerConfig
+from scheduler.engine.invocation import Invocation, InvocationResult
+from scheduler.engine.protocol import Response
 from scheduler.errors import ConfigError
-from scheduler.invocation import Invocation, InvocationResult
 from scheduler.logdir import LogDir
-from scheduler.protocol import Response
 
 from .conftest import FAST_EVENTS, MakeServer, Served, fn, until, wait_provisioned
 

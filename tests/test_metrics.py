@@ -18,13 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from scheduler.api.keys import EVENT_QUEUE
 from scheduler.cli import UsageError, build_parser, configs
 from scheduler.config import ServerConfig
-from scheduler.environment import EnvState
+from scheduler.engine.environment import EnvState
+from scheduler.engine.invocation import Invocation, InvocationResult
+from scheduler.engine.protocol import FunctionError, Response
 from scheduler.events import EventQueue
-from scheduler.invocation import Invocation, InvocationResult
 from scheduler.metrics import MetricsObserver
 from scheduler.metrics.cells import BOUNDS, LE
 from scheduler.metrics.invocations import MAX_ERROR_TYPES
-from scheduler.protocol import FunctionError, Response
 
 from .conftest import FAST_EVENTS, MakeServer, Served, aws, fn, until, wait_provisioned
 

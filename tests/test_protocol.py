@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler import protocol
+from scheduler.engine import protocol
+from scheduler.engine.protocol import FrameSplitter, FunctionError, Ready, Response
 from scheduler.errors import ProtocolError
-from scheduler.protocol import FrameSplitter, FunctionError, Ready, Response
 
 encoder = msgspec.msgpack.Encoder()
 

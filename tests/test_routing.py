@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from scheduler import FunctionNotFound, InvalidParameterValue, Scheduler, Throttled
-from scheduler.environment import EnvState
-from scheduler.stops import StopReason
+from scheduler.engine.environment import EnvState
+from scheduler.engine.stops import StopReason
 
 from .conftest import MakeScheduler, fn, wait_provisioned
 

@@ -19,8 +19,8 @@ import pytest
 
 from scheduler import FunctionConfig, Scheduler
 from scheduler.config import SchedulerConfig
-from scheduler.isolation import view
-from scheduler.isolation.manager import Isolation
+from scheduler.engine.isolation import view
+from scheduler.engine.isolation.manager import Isolation
 from scheduler.server import settings_for
 from scheduler.template import load_template
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from scheduler.environment import EnvEvent, Environment, EnvState
-from scheduler.observer import Observer
-from scheduler.pool import Pool
-from scheduler.stops import STOP_LABELS, STOP_RULES, PoolAction, StopReason, lifecycle_level, stop_line
+from scheduler.engine.environment import EnvEvent, Environment, EnvState
+from scheduler.engine.observer import Observer
+from scheduler.engine.pool import Pool
+from scheduler.engine.stops import STOP_LABELS, STOP_RULES, PoolAction, StopReason, lifecycle_level, stop_line
 
 from .conftest import MakeScheduler, fn
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.isolation.uids import LOCK_DIRS, UidLeases, lock_directory, processes_of
+from scheduler.engine.isolation.uids import LOCK_DIRS, UidLeases, lock_directory, processes_of
 
 from .procs import wait_gone, zygote_family
 

@@ -26,9 +26,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..config import ServerConfig
+from ..engine.scheduler import Scheduler
 from ..errors import ConfigError
 from ..events import EventDispatcher, EventInvokeConfig, EventQueue, EventStore, MemoryEventStore, SqliteEventStore
-from ..scheduler import Scheduler
 from . import concurrency, event_config, event_list, functions, health, invoke, observability
 from .catalog import Catalog
 from .codestore import CodeStore

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..codezip import CodeInfo, describe_dir
-from ..status import FunctionStatus
+from ..engine.status import FunctionStatus
 
 
 def timestamp() -> str:

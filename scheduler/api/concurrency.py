@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..engine.status import FunctionStatus
 from ..errors import InvalidParameterValue, ProvisionedConcurrencyConfigNotFound, constraint_violation
-from ..status import FunctionStatus
 from . import params, shapes
 from .catalog import timestamp
 from .keys import CATALOG, SCHEDULER

@@ -14,8 +14,8 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ..engine.invocation import new_request_id
 from ..errors import InternalError, RequestTooLarge, SchedulerError, UnknownOperation
-from ..invocation import new_request_id
 from .keys import REQUEST_ID
 
 log = logging.getLogger("lambda_scheduler.api")

@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..engine.status import FunctionStatus
 from ..errors import InvalidParameterValue, ResourceNotFound
 from ..events import MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, DestinationConfig, EventInvokeConfig
-from ..status import FunctionStatus
 from . import params, shapes
 from .keys import DISPATCHER
 

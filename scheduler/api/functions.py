@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from ..config import MAX_TIMEOUT_S, FunctionConfig
+from ..engine.status import FunctionStatus
 from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
 from ..events.destinations import dead_letter_target
-from ..status import FunctionStatus
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
 from . import params, shapes, uploads
 from .catalog import FunctionRecord

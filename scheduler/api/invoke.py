@@ -20,9 +20,9 @@ import json
 from aiohttp import web
 
 from .. import invocation_log
+from ..engine.protocol import MAX_PAYLOAD
 from ..errors import InvalidRequestContent, RequestTooLarge, SchedulerClosed, constraint_violation
 from ..events import Event
-from ..protocol import MAX_PAYLOAD
 from . import params
 from .keys import EVENT_QUEUE, REQUEST_ID, SCHEDULER, STATE
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..config import ServerConfig
+from ..engine.scheduler import Scheduler
 from ..events import EventDispatcher, EventQueue
-from ..scheduler import Scheduler
 from .catalog import Catalog
 from .codestore import CodeStore
 from .refusals import Refusals

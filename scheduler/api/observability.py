@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..config import ServerConfig
+from ..engine.observer import Observer
+from ..engine.scheduler import Scheduler
 from ..events import EventQueue
 from ..lifecycle_log import LifecycleLog
 from ..logdir import LogDir
 from ..metrics import CONTENT_TYPE, Metrics
-from ..observer import Observer
-from ..scheduler import Scheduler
 
 log = logging.getLogger("lambda_scheduler.server")
 routes = web.RouteTableDef()

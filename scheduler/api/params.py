@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from .. import arn
+from ..engine.status import FunctionStatus
 from ..errors import (
     InvalidParameterValue,
     InvalidRequestContent,
@@ -23,7 +24,6 @@ from ..errors import (
     SchedulerError,
     constraint_violation,
 )
-from ..status import FunctionStatus
 from .keys import SCHEDULER
 
 # After a chunked body passes its limit, read on only this far to report its size.

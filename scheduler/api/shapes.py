@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
+from ..engine.scheduler import Scheduler
+from ..engine.status import FunctionStatus
 from ..events import EventInvokeConfig
-from ..scheduler import Scheduler
-from ..status import FunctionStatus
 from .catalog import FunctionRecord
 
 # Lambda's default code storage per region (75 GB).

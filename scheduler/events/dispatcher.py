@@ -33,9 +33,9 @@ from typing import Any
 
 from .. import invocation_log
 from ..config import ServerConfig
+from ..engine.invocation import InvocationResult
+from ..engine.scheduler import Scheduler
 from ..errors import FunctionNotFound, SchedulerClosed, SchedulerError, Throttled
-from ..invocation import InvocationResult
-from ..scheduler import Scheduler
 from . import destinations, model
 from .destinations import DestinationKind, LocalSinks
 from .model import DEFAULT_EVENT_INVOKE_CONFIG, Event, EventInvokeConfig

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import Metric
 
+from ..engine.scheduler import Scheduler
 from ..events import EventQueue
-from ..scheduler import Scheduler
 from .environments import EnvironmentMetrics
 from .event_queue import EventQueueCollector
 from .exposition import CONTENT_TYPE, render

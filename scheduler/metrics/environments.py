@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from ..environment import Environment
-from ..observer import Observer
-from ..stops import STOP_LABELS, STOP_RULES, StopReason
+from ..engine.environment import Environment
+from ..engine.observer import Observer
+from ..engine.stops import STOP_LABELS, STOP_RULES, StopReason
 from .cells import Histogram
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from ..invocation import EXIT_ERROR, TIMEOUT_ERROR, InvocationResult
-from ..observer import Observer
+from ..engine.invocation import EXIT_ERROR, TIMEOUT_ERROR, InvocationResult
+from ..engine.observer import Observer
 from .cells import Histogram
 
 OUTCOMES = ("success", "function_error", "timeout", "crash", "out_of_memory")

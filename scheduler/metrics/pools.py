@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
 
-from ..environment import EnvState
-from ..scheduler import Scheduler
-from ..status import FunctionStatus
+from ..engine.environment import EnvState
+from ..engine.scheduler import Scheduler
+from ..engine.status import FunctionStatus
 
 # A dead handle is an environment already gone, waiting for a callback to drop it.
 STATES = tuple(state for state in EnvState if state is not EnvState.DEAD)

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from typing import NoReturn
 
-from ..isolation.child import enter_environment
-from ..protocol import Spawn
+from ..engine.isolation.child import enter_environment
+from ..engine.protocol import Spawn
 from . import runtime
 
 _PR_SET_PDEATHSIG = 1

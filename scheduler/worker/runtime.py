@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from .. import protocol
-from ..protocol import MAX_PAYLOAD, FunctionError, InitFailed, Invoke, OutOfMemory, Ready, Response
+from ..engine import protocol
+from ..engine.protocol import MAX_PAYLOAD, FunctionError, InitFailed, Invoke, OutOfMemory, Ready, Response
 from . import faults, logsetup, marshal
 from .context import FunctionInfo, LambdaContext
 from .faults import Fault

@@ -27,8 +27,8 @@ import traceback
 
 import msgspec
 
-from ..isolation import child
-from ..protocol import Exited, Hello, Spawn, Spawned, SpawnFailed
+from ..engine.isolation import child
+from ..engine.protocol import Exited, Hello, Spawn, Spawned, SpawnFailed
 from . import bootstrap
 
 _MAX_MESSAGE = 1 << 18
@@ -177,7 +177,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     startup_dir = os.getcwd()
     preload = [arg for arg in argv[1:] if not arg.startswith("--owner=")]
-    for module in ("scheduler.isolation.child", *preload):
+    for module in ("scheduler.engine.isolation.child", *preload):
         importlib.import_module(module)
     base_path = [p for p in sys.path if p and p != startup_dir]
     gc.collect()

@@ -10,7 +10,7 @@ next invocation or shut down.
 
 All of an environment's state lives here, and every state change goes through ``_set_state``.
 Leaving service is reported to the owner as one :class:`EnvEvent` (→ STOPPING, then → DEAD),
-carrying the :class:`~scheduler.stops.StopReason` set by whoever ended it first.
+carrying the :class:`~scheduler.engine.stops.StopReason` set by whoever ended it first.
 The handle owns three pipes: control out (frames to the worker), control in (frames from it)
 and log (the worker's stdout/stderr). It never polls: frames and log output arrive through
 event-loop readers, the deadline is a loop timer that SIGKILLs the process, and the exit
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from ..errors import ProtocolError, SpawnError
 from . import protocol
-from .errors import ProtocolError, SpawnError
 from .logs import LogBuffer, describe_exit
 from .protocol import FunctionError, InitFailed, OutOfMemory, Ready, Response, Spawn
 from .stops import StopReason

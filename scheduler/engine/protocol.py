@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 # Sync payload limit each way plus room for the envelope.
 MAX_PAYLOAD = 6 * 1024 * 1024
@@ -87,7 +87,7 @@ FromEnvironment = Ready | InitFailed | Response | FunctionError | OutOfMemory
 
 
 class IsolationSpec(msgspec.Struct, omit_defaults=True):
-    """What the child applies to itself before user code runs (scheduler.isolation.child)."""
+    """What the child applies to itself before user code runs (scheduler.engine.isolation.child)."""
 
     cgroup_procs: list[str] = []  # cgroup.procs files to enter
     tmp_mb: int = 0  # > 0: a mount namespace: private /tmp, /var/tmp, /dev/shm and a private view (isolation.view)

@@ -5,7 +5,7 @@ one :class:`EnvResources` per environment.
                        resource (or the fallback when forced), report the choice
     Pool.start_environment ─► Isolation.prepare(config): the function's uid lease (uids)
                            ─► Isolation.allocate(config) ─► EnvResources
-         .spec      what the child applies to itself (scheduler.isolation.child)
+         .spec      what the child applies to itself (scheduler.engine.isolation.child)
          .environ   extra variables (TMPDIR in the fallback)
          .on_ready  the CPU quota, once Init is done (Lambda's Init is not throttled by memory)
          .oom_killed / .peak_kb / .tmp_over_quota   readings when an invocation ends
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from ..config import FunctionConfig, SchedulerConfig
+from ...config import FunctionConfig, SchedulerConfig
 from ..protocol import IsolationSpec
 from ..stops import StopReason
 from . import view

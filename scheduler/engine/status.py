@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import FunctionConfig
+from ..config import FunctionConfig
 from .environment import EnvState
 
 ProvisionedState = Literal["READY", "IN_PROGRESS", "FAILED"]

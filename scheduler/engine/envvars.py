@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import FunctionConfig, SchedulerConfig
+from ..config import FunctionConfig, SchedulerConfig
 
-RUNTIME_DIR = str(Path(__file__).resolve().parent / "worker")
+RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "worker")
 
 # Host variables handed through so handlers can reach the same AWS endpoints as the user.
 _PASS_THROUGH = (

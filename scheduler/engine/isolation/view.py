@@ -54,7 +54,7 @@ MS_PRIVATE = 1 << 18
 
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 _SCRATCH_MAX_MB = 64  # /var/tmp and /dev/shm: up to this, /tmp: the ephemeral storage
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # .../scheduler
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # .../scheduler
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

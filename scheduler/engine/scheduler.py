@@ -19,11 +19,11 @@ from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Self
 
-from . import arn
+from .. import arn
+from ..config import FunctionConfig, SchedulerConfig
+from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
-from .config import FunctionConfig, SchedulerConfig
 from .environment import Environment, EnvState
-from .errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
 from .keepalive import KeepAlivePolicy, make_policy

@@ -19,12 +19,12 @@ from typing import Protocol
 
 import msgspec
 
-from .errors import ZygoteError
+from ..errors import ZygoteError
 from .protocol import Exited, FromZygote, Hello, Spawn, Spawned, SpawnFailed
 
 log = logging.getLogger("lambda_scheduler.zygote")
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 _MAX_MESSAGE = 1 << 16
 
 

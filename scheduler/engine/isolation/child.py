@@ -13,7 +13,7 @@ import os
 import resource
 from collections.abc import Callable
 
-from ..errors import IsolationFailed
+from ...errors import IsolationFailed
 from ..protocol import IsolationSpec
 from . import view
 

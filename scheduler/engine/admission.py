@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from . import errors
-from .config import SchedulerConfig
-from .errors import InvalidParameterValue, Throttled
+from .. import errors
+from ..config import SchedulerConfig
+from ..errors import InvalidParameterValue, Throttled
 
 
 class ScalingBucket:

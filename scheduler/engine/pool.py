@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..config import FunctionConfig, SchedulerConfig
 from . import envvars, logs
-from .config import FunctionConfig, SchedulerConfig
 from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState, StartOutcome
 from .idle import KeepAlive
 from .invocation import Invocation, InvocationResult

@@ -11,10 +11,10 @@ next invocation or shut down.
 All of an environment's state lives here, and every state change goes through ``_set_state``.
 Leaving service is reported to the owner as one :class:`EnvEvent` (→ STOPPING, then → DEAD),
 carrying the :class:`~scheduler.engine.stops.StopReason` set by whoever ended it first.
-The handle owns three pipes: control out (frames to the worker), control in (frames from it)
-and log (the worker's stdout/stderr). It never polls: frames and log output arrive through
-event-loop readers, the deadline is a loop timer that SIGKILLs the process, and the exit
-status arrives from the zygote, which reaps it.
+What remains here is the state machine and the one call in flight (its waiter and deadline).
+The pipes and their reading are :mod:`.channel`'s, the pid, signals and exit :mod:`.process`'s.
+Nothing polls: frames and output arrive through event-loop readers, the deadline is a loop
+timer that SIGKILLs the process, and the exit status arrives from the zygote, which reaps it.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from ..errors import ProtocolError, SpawnError
+from ..errors import SpawnError
 from . import protocol
+from .channel import DRAIN_READS, Channel
 from .logs import LogBuffer, describe_exit
+from .process import Process
 from .protocol import FunctionError, InitFailed, OutOfMemory, Ready, Response, Spawn
 from .stops import StopReason
 
@@ -43,12 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lambda_scheduler.environment")
 
-_decoder = msgspec.msgpack.Decoder(protocol.FromEnvironment)
 _encoder = msgspec.msgpack.Encoder()
-# 64 KiB: a larger read makes glibc mmap and munmap its buffer on every call.
-_READ_SIZE = 1 << 16
-_LOG_READ_SIZE = 1 << 16
-_DRAIN_READS = 32  # bound on one synchronous log drain, against a writer that never stops
 
 
 class EnvState(str, enum.Enum):
@@ -112,29 +109,23 @@ class EnvironmentOwner(Protocol):
 
 class Environment:
     __slots__ = (
+        "_channel",
         "_deadline",
         "_exited",
-        "_in_w",
         "_init_limit",
-        "_log_r",
         "_loop",
-        "_out_r",
-        "_pidfd",
+        "_process",
         "_request_id",
         "_sink",
-        "_splitter",
         "_timer",
-        "_unsent",
         "_waiter",
         "created_at",
-        "exit_status",
         "idle_until",
         "invocations",
         "last_used",
         "log_stream",
         "max_rss_kb",
         "owner",
-        "pid",
         "provisioned",
         "resources",
         "state",
@@ -147,7 +138,6 @@ class Environment:
         self.provisioned = provisioned
         self.log_stream = log_stream
         self.state = EnvState.STARTING
-        self.pid = 0
         self._loop = asyncio.get_running_loop()
         self.created_at = self.last_used = self._loop.time()
         # Loop time at which an idle on-demand environment is reaped (set by its pool's
@@ -157,15 +147,12 @@ class Environment:
         self.max_rss_kb = 0
         self.stop_reason: StopReason | None = None  # set once, by whoever ends it first
         self.stop_detail = ""  # what a protocol error or an exit status said
-        self.exit_status: int | None = None
-        self._pidfd = -1
-        self._in_w = self._out_r = self._log_r = -1
-        self._splitter = protocol.FrameSplitter(_decoder)
+        self._process = Process()
+        self._channel = Channel(self._loop, self)
         self._waiter: asyncio.Future[StartOutcome] | asyncio.Future[RunOutcome] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._request_id = ""
         self._sink: LogBuffer | None = None
-        self._unsent: memoryview | None = None
         self._exited: asyncio.Future[int] = self._loop.create_future()
         self._deadline = 0.0  # perf_counter time of the pending Init or invocation deadline
         self._init_limit = 0.0  # seconds Init may take, counted from the fork
@@ -173,6 +160,14 @@ class Environment:
 
     def __repr__(self) -> str:
         return f"<Environment pid={self.pid} {self.state.value}{' provisioned' if self.provisioned else ''}>"
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._process.exit_status
 
     @property
     def oom(self) -> bool:
@@ -200,7 +195,7 @@ class Environment:
     def freeze(self) -> None:
         """Stop an idle environment: its background threads make no progress until thawed."""
         self._set_state(EnvState.FROZEN)
-        self._signal_group(signal.SIGSTOP)
+        self._process.signal_group(signal.SIGSTOP)
 
     @property
     def alive(self) -> bool:
@@ -210,22 +205,16 @@ class Environment:
 
     def start(self, zygote: ZygoteClient, request: Spawn, init_log: LogBuffer, timeout: float) -> asyncio.Future[StartOutcome]:
         """Fork the worker and run Init; resolves with Ready, InitFailed, Died or TIMED_OUT."""
-        in_r, self._in_w = os.pipe()
-        self._out_r, out_w = os.pipe()
-        self._log_r, log_w = os.pipe()
-        for fd in (self._in_w, self._out_r, self._log_r):
-            os.set_blocking(fd, False)
+        child_ends = self._channel.open()
         self._sink = init_log
         waiter: asyncio.Future[StartOutcome] = self._loop.create_future()
         self._waiter = waiter
-        self._loop.add_reader(self._out_r, self._on_control)
-        self._loop.add_reader(self._log_r, self._on_log)
         try:
-            zygote.spawn(request, [in_r, out_w, log_w], self)
+            zygote.spawn(request, child_ends, self)
         except Exception as exc:  # noqa: BLE001 - the zygote is gone: this start failed
             self.on_spawn_failed(str(exc))
         finally:
-            for fd in (in_r, out_w, log_w):
+            for fd in child_ends:
                 os.close(fd)
         # Until the zygote forks, the same limit bounds the wait for it; the Init limit itself
         # starts again at the fork (below): time queued behind other cold starts in our fork
@@ -235,15 +224,15 @@ class Environment:
         return waiter
 
     def on_spawned(self, pid: int, pidfd: int) -> None:
-        self.pid = pid
-        self._pidfd = pidfd
+        """From the zygote: forked."""
+        self._process.spawned(pid, pidfd)
         if self.state is EnvState.STARTING and self._timer is not None:
             self._cancel_timer()
             self._arm(time.perf_counter() + self._init_limit)
         if self.resources is not None:
             self.resources.attach(pid, self)
         if self.stop_reason is not None:
-            self._signal(signal.SIGKILL)
+            self._process.signal(signal.SIGKILL)
 
     def over_limit(self, reason: StopReason, peak_kb: int = 0) -> None:
         """The process went over a limit that ends it (its memory size: the fallback
@@ -256,6 +245,7 @@ class Environment:
         self.kill(reason)
 
     def on_spawn_failed(self, message: str) -> None:
+        """From the zygote (or its pipe): the fork did not happen."""
         self.stop_reason = self.stop_reason or StopReason.SPAWN_FAILED
         self.stop_detail = message
         self._resolve_exception(SpawnError(f"Could not start an execution environment: {message}"))
@@ -267,7 +257,7 @@ class Environment:
         """Send one invocation; resolves with its reply, or Died / TIMED_OUT. ``deadline`` is
         perf_counter time; at that moment the process is killed and TIMED_OUT returned."""
         if self.state is EnvState.FROZEN:
-            self._signal_group(signal.SIGCONT)
+            self._process.signal_group(signal.SIGCONT)
         self._set_state(EnvState.BUSY)
         self.invocations += 1
         self._request_id = frame.request_id
@@ -275,73 +265,12 @@ class Environment:
         waiter: asyncio.Future[RunOutcome] = self._loop.create_future()
         self._waiter = waiter
         self._arm(deadline)
-        self._send(protocol.frame(_encoder, frame))
+        self._channel.send(protocol.frame(_encoder, frame))
         return waiter
 
-    def _send(self, data: bytearray) -> None:
-        try:
-            written = os.write(self._in_w, data)
-        except BlockingIOError:
-            written = 0
-        except OSError:
-            return  # the worker is gone; its exit will resolve the waiter
-        if written < len(data):
-            self._unsent = memoryview(data)[written:]
-            self._loop.add_writer(self._in_w, self._on_writable)
+    # --- what the channel reads -----------------------------------------------------------
 
-    def _on_writable(self) -> None:
-        assert self._unsent is not None
-        try:
-            written = os.write(self._in_w, self._unsent)
-        except BlockingIOError:
-            return
-        except OSError:
-            written = len(self._unsent)
-        self._unsent = self._unsent[written:]
-        if not self._unsent:
-            self._unsent = None
-            self._loop.remove_writer(self._in_w)
-
-    # --- reading frames and output --------------------------------------------------------
-
-    def _on_control(self) -> None:
-        try:
-            data = os.read(self._out_r, _READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._loop.remove_reader(self._out_r)
-            self.kill(StopReason.CONTROL_CLOSED)
-            return
-        try:
-            frames = self._splitter.feed(data)
-        except ProtocolError as exc:
-            self._loop.remove_reader(self._out_r)
-            self.kill(StopReason.PROTOCOL_ERROR, str(exc))
-            return
-        for msg in frames:
-            self._on_frame(msg)
-
-    def _drain_control(self) -> None:
-        for _ in range(_DRAIN_READS):
-            if self._out_r < 0 or self.state is EnvState.DEAD:
-                return
-            try:
-                data = os.read(self._out_r, _READ_SIZE)
-            except (BlockingIOError, OSError):
-                return
-            if not data:
-                return
-            try:
-                frames = self._splitter.feed(data)
-            except ProtocolError:
-                return
-            for msg in frames:
-                self._on_frame(msg)
-
-    def _on_frame(self, msg: object) -> None:
+    def on_frame(self, msg: object) -> None:
         if type(msg) is OutOfMemory:
             self.over_limit(StopReason.OUT_OF_MEMORY, msg.max_rss_kb)
             return
@@ -367,33 +296,14 @@ class Environment:
         self._waiter = None
         waiter.set_result(msg)  # type: ignore[arg-type]
 
-    def _on_log(self) -> None:
-        try:
-            data = os.read(self._log_r, _LOG_READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._loop.remove_reader(self._log_r)
-            return
+    def on_channel_broken(self, reason: StopReason, detail: str) -> None:
+        self.kill(reason, detail)
+
+    def on_output(self, data: bytes) -> None:
         if self._sink is not None:
             self._sink.append(data)
         else:
             self.owner.on_output(self, data)  # between invocations: the environment's own log
-
-    def _drain_log(self) -> None:
-        """Take what the worker wrote before its reply, so the output lands in this invocation."""
-        sink = self._sink
-        for _ in range(_DRAIN_READS):
-            try:
-                data = os.read(self._log_r, _LOG_READ_SIZE)
-            except (BlockingIOError, OSError):
-                return
-            if not data:
-                return
-            if sink is not None:
-                sink.append(data)
 
     # --- ending ---------------------------------------------------------------------------
 
@@ -412,35 +322,13 @@ class Environment:
         self.kill(StopReason.INIT_TIMEOUT if self.state is EnvState.STARTING else StopReason.TIMEOUT)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            self._drain_log()
+            self._channel.read_output(DRAIN_READS)  # what it printed before the deadline
             waiter.set_result(TIMED_OUT)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _signal(self, sig: int) -> None:
-        if self.pid <= 0 or self.exit_status is not None:
-            return
-        try:
-            if self._pidfd >= 0:
-                signal.pidfd_send_signal(self._pidfd, sig)
-            else:
-                os.kill(self.pid, sig)
-        except OSError:
-            pass
-        try:
-            os.killpg(self.pid, sig)  # what the handler forked, too
-        except OSError:
-            pass
-
-    def _signal_group(self, sig: int) -> None:
-        """One syscall for the whole process group (the hot path's freeze and thaw)."""
-        try:
-            os.killpg(self.pid, sig)
-        except OSError:
-            pass
 
     def kill(self, reason: StopReason, detail: str = "") -> None:
         """SIGKILL the environment. Its pending call, if any, resolves when the exit arrives."""
@@ -452,7 +340,7 @@ class Environment:
             log.debug("killing environment %d: %s %s", self.pid, reason.value, detail)
         if self.state is not EnvState.STOPPING:
             self._set_state(EnvState.STOPPING)
-        self._signal(signal.SIGKILL)
+        self._process.signal(signal.SIGKILL)
 
     def terminate(self, reason: StopReason = StopReason.SHUTDOWN) -> None:
         """Start Lambda's Shutdown: leave service now and send SIGTERM."""
@@ -461,9 +349,9 @@ class Environment:
         self.stop_reason = self.stop_reason or reason
         frozen = self.state is EnvState.FROZEN
         self._set_state(EnvState.STOPPING)
-        self._signal(signal.SIGTERM)
+        self._process.signal(signal.SIGTERM)
         if frozen:
-            self._signal(signal.SIGCONT)  # thawed so that it can act on the SIGTERM
+            self._process.signal(signal.SIGCONT)  # thawed so that it can act on the SIGTERM
 
     async def shutdown(self, grace: float) -> None:
         """Lambda's Shutdown: SIGTERM, up to ``grace`` seconds, then SIGKILL."""
@@ -473,23 +361,20 @@ class Environment:
         try:
             await asyncio.wait_for(asyncio.shield(self._exited), grace)
         except TimeoutError:
-            self._signal(signal.SIGKILL)
+            self._process.signal(signal.SIGKILL)
             await self._exited
 
-    @property
-    def exited(self) -> asyncio.Future[int]:
-        """Resolves with the exit status once the process is gone and its handle closed
-        (shielded: a waiter that is cancelled does not cancel it for the others)."""
-        return asyncio.shield(self._exited)
-
     async def wait_exited(self) -> int:
+        """The exit status, once the process is gone and its handle closed (shielded: a
+        waiter that is cancelled does not cancel it for the others)."""
         return await asyncio.shield(self._exited)
 
     def on_exit(self, status: int) -> None:
         """From the zygote: the process is gone and reaped."""
         # The exit report and the worker's last frames travel on different fds, so the exit
         # can arrive first: whatever the worker wrote before dying is read before it counts.
-        self._drain_control()
+        if self.state is not EnvState.DEAD:
+            self._channel.read_frames(DRAIN_READS, False)
         if self.state is EnvState.DEAD:
             return
         if self.resources is not None and self.resources.oom_killed():
@@ -501,7 +386,7 @@ class Environment:
             # Nobody ended it: it exited on its own (closing its pipe first, or not).
             self.stop_reason = self.stop_reason or StopReason.CRASH
             self.stop_detail = describe_exit(status)
-        self._drain_log()
+        self._channel.read_output(DRAIN_READS)
         self._finish(status)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -511,17 +396,8 @@ class Environment:
         """The zygote died, so this process is being killed (parent-death signal). Nobody
         will report its exit: wait for it on the pidfd ourselves."""
         self.stop_reason = self.stop_reason or StopReason.ZYGOTE_LOST
-        self._signal(signal.SIGKILL)
-        if self._pidfd < 0:
-            self.on_exit(signal.SIGKILL)
-            return
-        pidfd = self._pidfd
-
-        def exited() -> None:
-            self._loop.remove_reader(pidfd)
-            self.on_exit(signal.SIGKILL)
-
-        self._loop.add_reader(pidfd, exited)
+        self._process.signal(signal.SIGKILL)
+        self._process.watch_exit(self._loop, self.on_exit)
 
     def _resolve_exception(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
@@ -529,29 +405,13 @@ class Environment:
             waiter.set_exception(exc)
 
     def _finish(self, status: int) -> None:
-        if self.pid > 0:
-            # Whatever the handler forked dies with the environment. The group id cannot be
-            # reused while any member lives, so this never hits a stranger.
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.exit_status = status
+        self._process.exited(status)
         if self.state is not EnvState.DEAD and self.state is not EnvState.STOPPING:
             self._set_state(EnvState.STOPPING)
         self._cancel_timer()
         self._sink = None
-        for fd in (self._out_r, self._log_r):
-            if fd >= 0:
-                self._loop.remove_reader(fd)
-        if self._unsent is not None:
-            self._loop.remove_writer(self._in_w)
-            self._unsent = None
-        for name in ("_in_w", "_out_r", "_log_r", "_pidfd"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
+        self._channel.close()
+        self._process.close()
         if self.state is not EnvState.DEAD:
             self._set_state(EnvState.DEAD)  # its owner forgets it: every fd is closed by now
         if not self._exited.done():

@@ -258,11 +258,6 @@ class Scheduler:
         """The handles of a function's current environments (for tests and diagnostics)."""
         return tuple(self.get_function(name).pool.environments)
 
-    @property
-    def retired_pools(self) -> frozenset[Pool]:
-        """Pools of replaced or removed configurations whose environments are still draining."""
-        return frozenset(self._retired_pools)
-
     def get_function(self, name: str) -> FunctionState:
         fn = self._functions.get(name)
         if fn is None:

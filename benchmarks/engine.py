@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -32,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ from scheduler import FunctionConfig, Scheduler
 from scheduler.engine.protocol import Invoke, Response, frame
 
 HANDLER_CODE = "def noop(event, context):\n    return None\n"
+REQUEST_ID = "5b0e8ec8-3b5e-4f8e-a3c2-1a2b3c4d5e6f"
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:noop"
 
 
 def noop(x: object) -> None:
@@ -74,50 +78,137 @@ def _echo_child(rfd: int, wfd: int) -> None:
         os.write(wfd, frame(encoder, Response(msg.request_id, b"null", 0, 0)))
 
 
-async def floor(n: int) -> dict[str, Any]:
-    """Round trip of one Invoke-sized frame to a forked echo process and back."""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            _echo_child(to_child_r, from_child_w)
-        finally:
-            os._exit(1)
-    os.close(to_child_r)
-    os.close(from_child_w)
-    encoder = msgspec.msgpack.Encoder()
-    msg = frame(encoder, Invoke("5b0e8ec8-3b5e-4f8e-a3c2-1a2b3c4d5e6f", b"{}", 0, "arn:aws:lambda:us-east-1:123456789012:function:noop"))
-    blocking = []
-    for _ in range(n):
+class EchoWorkers:
+    """Forked msgspec echo workers, each on its own pipe pair, driven from the event loop:
+    what the hardware does with no scheduler at all."""
+
+    def __init__(self, count: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.workers: list[tuple[int, int, int]] = []  # (pid, to child, from child)
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        encoder = msgspec.msgpack.Encoder()
+        self.msg = frame(encoder, Invoke(REQUEST_ID, b"{}", 0, ARN))
+        for _ in range(count):
+            to_child_r, to_child_w = os.pipe()
+            from_child_r, from_child_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(to_child_w)
+                    os.close(from_child_r)
+                    _echo_child(to_child_r, from_child_w)
+                finally:
+                    os._exit(1)
+            os.close(to_child_r)
+            os.close(from_child_w)
+            self.workers.append((pid, to_child_w, from_child_r))
+
+    def blocking_round_trip(self) -> float:
+        _, w, r = self.workers[0]
         t = time.perf_counter()
-        os.write(to_child_w, msg)
-        os.read(from_child_r, 65536)
-        blocking.append(time.perf_counter() - t)
-    loop = asyncio.get_running_loop()
-    os.set_blocking(from_child_r, False)
-    waiter: asyncio.Future[None] | None = None
+        os.write(w, self.msg)
+        os.read(r, 65536)
+        return time.perf_counter() - t
 
-    def readable() -> None:
-        os.read(from_child_r, 65536)
-        assert waiter is not None
-        waiter.set_result(None)
+    def drive(self) -> None:
+        for _, _, r in self.workers:
+            os.set_blocking(r, False)
+            self.loop.add_reader(r, self._readable, r)
 
-    loop.add_reader(from_child_r, readable)
+    def _readable(self, fd: int) -> None:
+        os.read(fd, 65536)
+        self.waiters.pop(fd).set_result(None)
+
+    async def call(self, index: int = 0) -> None:
+        _, w, r = self.workers[index]
+        waiter = self.loop.create_future()
+        self.waiters[r] = waiter
+        os.write(w, self.msg)
+        await waiter
+
+    def close(self) -> None:
+        for pid, w, r in self.workers:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(r)
+            os.close(w)
+            os.close(r)
+            os.waitpid(pid, 0)
+
+
+async def floor(n: int) -> dict[str, Any]:
+    """Round trip of one Invoke-sized frame to a forked echo process and back, blocking and
+    driven by uvloop, after a warm-up."""
+    echo = EchoWorkers(1)
+    for _ in range(200):
+        echo.blocking_round_trip()
+    blocking = [echo.blocking_round_trip() for _ in range(n)]
+    echo.drive()
+    for _ in range(200):
+        await echo.call()
     driven = []
     for _ in range(n):
-        waiter = loop.create_future()
         t = time.perf_counter()
-        os.write(to_child_w, msg)
-        await waiter
+        await echo.call()
         driven.append(time.perf_counter() - t)
-    loop.remove_reader(from_child_r)
-    for fd in (to_child_w, from_child_r):
-        os.close(fd)
-    os.waitpid(pid, 0)  # noqa: ASYNC222 - the echo child exits at once on EOF
+    echo.close()
     return {"blocking": summary_us(blocking), "uvloop": summary_us(driven)}
+
+
+async def floor_throughput(workers: int, n: int) -> dict[str, float]:
+    """One caller per echo worker, back to back: the rate and the parent's CPU per call."""
+    echo = EchoWorkers(workers)
+    echo.drive()
+
+    async def caller(index: int, count: int) -> None:
+        for _ in range(count):
+            await echo.call(index)
+
+    await asyncio.gather(*(caller(i, 100) for i in range(workers)))
+    rate, cpu = await timed(n, lambda: asyncio.gather(*(caller(i, n // workers) for i in range(workers))))
+    echo.close()
+    return {"per_s": rate, "cpu_us_per_call": cpu}
+
+
+async def timed(n: int, work: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+    """Calls per second and this process's CPU µs per call while ``work`` runs."""
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t = time.perf_counter()
+    await work()
+    elapsed = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return n / elapsed, cpu / n * 1e6
+
+
+async def open_loop(rate: float, seconds: float, call: Callable[[], Awaitable[Any]] | None) -> float:
+    """Calls started at a fixed rate (each awaited before the next is due, as at 300/s a call
+    is far shorter than the gap): this process's CPU µs per call. ``call`` None: the loop
+    only sleeps, the cost of the wakeups alone."""
+    loop = asyncio.get_running_loop()
+    n = int(rate * seconds)
+    gap = 1 / rate
+
+    async def run() -> None:
+        start = loop.time()
+        for i in range(n):
+            delay = start + i * gap - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if call is not None:
+                await call()
+
+    _, cpu = await timed(n, run)
+    return cpu
+
+
+async def floor_open_loop(rate: float, seconds: float) -> dict[str, float]:
+    echo = EchoWorkers(1)
+    echo.drive()
+    for _ in range(100):
+        await echo.call()
+    with_calls = await open_loop(rate, seconds, echo.call)
+    echo.close()
+    return {"echo_cpu_us_per_call": with_calls, "sleep_only_cpu_us_per_tick": await open_loop(rate, seconds, None)}
 
 
 # --- the scheduler --------------------------------------------------------------------------
@@ -147,22 +238,35 @@ async def warm_latency(code: Path, n: int, idle_n: int) -> dict[str, Any]:
     return {"back_to_back": summary_us(back_to_back), "after_20ms_idle": summary_us(after_idle)}
 
 
-async def throughput(code: Path, envs: int, n: int) -> dict[str, float]:
-    config = _config(code, provisioned_concurrency=envs, reserved_concurrency=envs)
-    async with Scheduler([config], min_unreserved_concurrency=0) as s:
+async def throughput(code: Path, envs: int, n: int, idle: int = 0) -> dict[str, float]:
+    """``envs`` callers back to back on as many provisioned environments; with ``idle`` more
+    live environments of another function standing by (the cost of many environments)."""
+    configs = [_config(code, provisioned_concurrency=envs, reserved_concurrency=envs)]
+    if idle:
+        configs.append(_config(code, name="standby", memory_mb=128, provisioned_concurrency=idle, reserved_concurrency=idle))
+    async with Scheduler(configs, min_unreserved_concurrency=0, account_concurrency=envs + idle + 10) as s:
+        for name, count in (("noop", envs), ("standby", idle)):
+            if count:
+                await asyncio.wait_for(asyncio.shield(s.status(name).provisioned_settled), 900)
 
         async def caller(count: int) -> None:
             for _ in range(count):
                 await s.invoke("noop", b"{}")
 
         await asyncio.gather(*(caller(100) for _ in range(envs)))
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        t = time.perf_counter()
-        await asyncio.gather(*(caller(n // envs) for _ in range(envs)))
-        elapsed = time.perf_counter() - t
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    return {"per_s": n / elapsed, "scheduler_cpu_us_per_call": cpu / n * 1e6}
+        rate, cpu = await timed(n, lambda: asyncio.gather(*(caller(n // envs) for _ in range(envs))))
+    return {"per_s": rate, "scheduler_cpu_us_per_call": cpu}
+
+
+async def scheduler_open_loop(code: Path, rate: float, seconds: float, freeze: bool) -> float:
+    async with Scheduler([_config(code)], freeze_idle=freeze) as s:
+
+        async def call() -> None:
+            await s.invoke("noop", b"{}")
+
+        for _ in range(100):
+            await call()
+        return await open_loop(rate, seconds, call)
 
 
 async def cold_start(code: Path, n: int) -> dict[str, Any]:
@@ -229,6 +333,48 @@ def pool_latency(n: int) -> dict[str, float]:
     return summary_us(samples)
 
 
+async def pool_apply_async_throughput(workers: int, n: int) -> float:
+    """multiprocessing.Pool.apply_async driven from the event loop: its result callback runs
+    on the pool's result thread and hands the value to the loop."""
+    loop = asyncio.get_running_loop()
+    with mp.get_context("fork").Pool(workers) as pool:
+
+        def submit(i: int) -> asyncio.Future[None]:
+            future: asyncio.Future[None] = loop.create_future()
+            pool.apply_async(noop, (i,), callback=lambda v: loop.call_soon_threadsafe(future.set_result, v))
+            return future
+
+        async def caller(count: int) -> None:
+            for i in range(count):
+                await submit(i)
+
+        await asyncio.gather(*(caller(50) for _ in range(workers)))
+        t = time.perf_counter()
+        await asyncio.gather(*(caller(n // workers) for _ in range(workers)))
+        return n / (time.perf_counter() - t)
+
+
+async def _anoop(x: object) -> None:
+    return None
+
+
+async def aiomultiprocess_throughput(workers: int, n: int) -> float | None:
+    try:
+        import aiomultiprocess
+    except ImportError:
+        return None
+    async with aiomultiprocess.Pool(processes=workers, childconcurrency=1) as pool:
+
+        async def caller(count: int) -> None:
+            for i in range(count):
+                await pool.apply(_anoop, (i,))
+
+        await asyncio.gather(*(caller(20) for _ in range(workers)))
+        t = time.perf_counter()
+        await asyncio.gather(*(caller(n // workers) for _ in range(workers)))
+        return n / (time.perf_counter() - t)
+
+
 def loky_throughput(workers: int, n: int) -> float | None:
     try:
         from loky import get_reusable_executor
@@ -260,15 +406,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     n_lat = 1000 if q else 5000
     n_tp = 4000 if q else 40000
     repeats = 1 if q else 3
+    open_s = 3.0 if q else 10.0
     results: dict[str, Any] = {"machine": machine()}
     print("floor …", flush=True)
     results["floor"] = await floor(n_lat)
+    results["floor"]["throughput"] = {}
+    for workers in (1, 8):
+        runs = [await floor_throughput(workers, n_tp) for _ in range(repeats)]
+        results["floor"]["throughput"][workers] = {k: median_of(runs, k) for k in ("per_s", "cpu_us_per_call")}
+    results["floor"]["open_loop"] = await floor_open_loop(OPEN_RATE, open_s)
     print("warm latency …", flush=True)
     results["warm"] = await warm_latency(code, n_lat, 50 if q else 300)
     print("cold start …", flush=True)
     results["cold"] = await cold_start(code, 30 if q else 200)
     results["throughput"] = {}
-    for envs in (2, 4, 8):
+    for envs in (1, 2, 4, 8):
         print(f"throughput, {envs} environments …", flush=True)
         runs = [await throughput(code, envs, n_tp) for _ in range(repeats)]
         results["throughput"][envs] = {
@@ -276,29 +428,64 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "scheduler_cpu_us_per_call": median_of(runs, "scheduler_cpu_us_per_call"),
             "runs": [r["per_s"] for r in runs],
         }
+    print(f"throughput, 8 environments beside {args.standby} live ones …", flush=True)
+    results["many"] = {"standby": args.standby, **(await throughput(code, 8, n_tp, idle=args.standby))}
+    print(f"open loop at {OPEN_RATE:.0f}/s …", flush=True)
+    results["open_loop"] = {
+        "freeze_on": statistics.median([await scheduler_open_loop(code, OPEN_RATE, open_s, True) for _ in range(repeats)]),
+        "freeze_off": statistics.median([await scheduler_open_loop(code, OPEN_RATE, open_s, False) for _ in range(repeats)]),
+    }
     print("peers …", flush=True)
-    peers: dict[str, Any] = {"ppe": {}, "pool": {}, "loky": {}}
+    peers: dict[str, Any] = {"ppe": {}, "pool": {}, "pool_apply_async": {}, "loky": {}, "aiomultiprocess": {}}
     for workers in (2, 4, 8):
         peers["ppe"][workers] = statistics.median([await ppe_throughput(workers, n_tp // 4) for _ in range(repeats)])
         peers["pool"][workers] = statistics.median([pool_throughput(workers, n_tp) for _ in range(repeats)])
+        peers["pool_apply_async"][workers] = statistics.median([await pool_apply_async_throughput(workers, n_tp // 4) for _ in range(repeats)])
         rates = [loky_throughput(workers, n_tp // 4) for _ in range(repeats)]
         peers["loky"][workers] = statistics.median(r for r in rates if r) if all(rates) else None
+        amp = [await aiomultiprocess_throughput(workers, n_tp // 20) for _ in range(repeats)]
+        peers["aiomultiprocess"][workers] = statistics.median(r for r in amp if r) if all(amp) else None
     peers["ppe_latency"] = await ppe_latency(n_lat // 2)
     peers["pool_latency"] = pool_latency(n_lat // 2)
     results["peers"] = peers
     results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
     shutil.rmtree(code, ignore_errors=True)
     return results
 
 
+OPEN_RATE = 300.0
+
+
 def ratios(r: dict[str, Any]) -> dict[str, float]:
     t8 = r["throughput"][8]["per_s"]
+    f = r["floor"]
     return {
+        "warm_p50_vs_floor_uvloop_p50": r["warm"]["back_to_back"]["p50_us"] / f["uvloop"]["p50_us"],
+        "throughput_8_vs_floor_8": t8 / f["throughput"][8]["per_s"],
+        "sched_cpu_8_vs_floor_cpu_8": r["throughput"][8]["scheduler_cpu_us_per_call"] / f["throughput"][8]["cpu_us_per_call"],
+        "open_loop_cpu_freeze_on_vs_floor": r["open_loop"]["freeze_on"] / f["open_loop"]["echo_cpu_us_per_call"],
+        "open_loop_cpu_freeze_off_vs_floor": r["open_loop"]["freeze_off"] / f["open_loop"]["echo_cpu_us_per_call"],
+        "cpu_with_many_vs_8": r["many"]["scheduler_cpu_us_per_call"] / r["throughput"][8]["scheduler_cpu_us_per_call"],
         "throughput_8_vs_ppe_8": t8 / r["peers"]["ppe"][8],
         "throughput_8_vs_pool_8": t8 / r["peers"]["pool"][8],
-        "warm_p50_vs_floor_uvloop_p50": r["warm"]["back_to_back"]["p50_us"] / r["floor"]["uvloop"]["p50_us"],
+        "throughput_8_vs_pool_apply_async_8": t8 / r["peers"]["pool_apply_async"][8],
         "warm_p50_vs_ppe_p50": r["warm"]["back_to_back"]["p50_us"] / r["peers"]["ppe_latency"]["p50_us"],
     }
+
+
+def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The engine's targets, each as (measured, bound, met)."""
+    x = r["ratios"]
+    rows = {
+        "warm p50 <= 1.5x the uvloop pipe floor": (x["warm_p50_vs_floor_uvloop_p50"], 1.5, "max"),
+        "8-caller rate >= 0.75x eight bare echo workers": (x["throughput_8_vs_floor_8"], 0.75, "min"),
+        "scheduler CPU per call, 8 callers <= 20 us": (r["throughput"][8]["scheduler_cpu_us_per_call"], 20.0, "max"),
+        "open loop 300/s CPU, freezing on <= 1.5x the floor's": (x["open_loop_cpu_freeze_on_vs_floor"], 1.5, "max"),
+        "cold start p50 <= 5 ms": (r["cold"]["end_to_end"]["p50_us"] / 1e3, 5.0, "max"),
+        f"CPU per call beside {r['many']['standby']} live environments <= 1.5x with 8": (x["cpu_with_many_vs_8"], 1.5, "max"),
+    }
+    return {k: {"measured": v, "bound": b, "met": v <= b if kind == "max" else v >= b} for k, (v, b, kind) in rows.items()}
 
 
 def machine() -> dict[str, Any]:
@@ -317,6 +504,7 @@ def machine() -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> str:
     f, w, c = r["floor"], r["warm"], r["cold"]
+    ft = f["throughput"]
     lines = [
         f"pipe floor, blocking        p50 {f['blocking']['p50_us']:8.1f} µs   p99 {f['blocking']['p99_us']:8.1f} µs",
         f"pipe floor, uvloop          p50 {f['uvloop']['p50_us']:8.1f} µs   p99 {f['uvloop']['p99_us']:8.1f} µs",
@@ -326,18 +514,33 @@ def report(r: dict[str, Any]) -> str:
         f"multiprocessing.Pool.apply  p50 {r['peers']['pool_latency']['p50_us']:8.1f} µs   p99 {r['peers']['pool_latency']['p99_us']:8.1f} µs",
         f"cold start, end to end      p50 {c['end_to_end']['p50_us'] / 1e3:8.2f} ms   p99 {c['end_to_end']['p99_us'] / 1e3:8.2f} ms",
         "",
-        "no-op invocations/s   scheduler   sched CPU/call   ProcessPoolExecutor   Pool.imap_unordered   loky",
+        (f"echo floor: 1 worker {ft[1]['per_s']:.0f}/s ({ft[1]['cpu_us_per_call']:.1f} µs CPU/call), "
+        f"8 workers {ft[8]['per_s']:.0f}/s ({ft[8]['cpu_us_per_call']:.1f} µs CPU/call)"),
+        (f"open loop {OPEN_RATE:.0f}/s, CPU per call: floor {f['open_loop']['echo_cpu_us_per_call']:.0f} µs "
+        f"(sleeping alone {f['open_loop']['sleep_only_cpu_us_per_tick']:.0f} µs), scheduler freezing on "
+        f"{r['open_loop']['freeze_on']:.0f} µs, off {r['open_loop']['freeze_off']:.0f} µs"),
+        (f"8 callers beside {r['many']['standby']} live environments: {r['many']['per_s']:.0f}/s, "
+        f"{r['many']['scheduler_cpu_us_per_call']:.1f} µs CPU/call"),
+        "",
+        "no-op invocations/s   scheduler   sched CPU/call   ProcessPoolExecutor   Pool.imap_unordered   Pool.apply_async   loky   aiomultiprocess",
     ]
-    for envs in (2, 4, 8):
+    p = r["peers"]
+    for envs in (1, 2, 4, 8):
         t = r["throughput"][envs]
-        loky = r["peers"]["loky"][envs]
+        if envs == 1:
+            lines.append(f"  {envs} environment      {t['per_s']:9.0f}   {t['scheduler_cpu_us_per_call']:9.1f} µs")
+            continue
         lines.append(
             f"  {envs} environments     {t['per_s']:9.0f}   {t['scheduler_cpu_us_per_call']:9.1f} µs"
-            f"   {r['peers']['ppe'][envs]:15.0f}   {r['peers']['pool'][envs]:19.0f}   {loky or float('nan'):6.0f}"
+            f"   {p['ppe'][envs]:15.0f}   {p['pool'][envs]:19.0f}   {p['pool_apply_async'][envs]:16.0f}"
+            f"   {p['loky'][envs] or float('nan'):6.0f}   {p['aiomultiprocess'][envs] or float('nan'):13.0f}"
         )
     lines.append("")
     for key, value in r["ratios"].items():
-        lines.append(f"{key:32s} {value:6.2f}x")
+        lines.append(f"{key:36s} {value:6.2f}x")
+    lines.append("")
+    for key, t in r["targets"].items():
+        lines.append(f"{'met   ' if t['met'] else 'MISSED'} {key}: {t['measured']:.2f} (bound {t['bound']})")
     return "\n".join(lines)
 
 
@@ -372,6 +575,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples, one repeat (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "engine.json")
+    parser.add_argument("--standby", type=int, default=1000, help="live environments beside the 8 (default: 1000)")
     args = parser.parse_args()
     results = uvloop.run(run(args))
     text = report(results)

@@ -166,7 +166,7 @@ def test_every_short_form_tag_loads(tmp_path: Path) -> None:
     tags = ["Ref", "Sub", "GetAtt", "If", "Join", "Select", "Split", "FindInMap", "Base64", "Cidr", "GetAZs"]
     tags += ["ImportValue", "Equals", "And", "Or", "Not", "Condition", "Transform", "ToJsonString", "Length"]
     body = FUNCTION + "      Tags:\n" + "".join(f"        T{i}: !{tag} x\n" for i, tag in enumerate(tags))
-    body += "      Metadata: !Transform {Name: AWS::Include, Parameters: {Location: s3://b/k}}\n"
+    body += "    Metadata: !Transform {Name: AWS::Include, Parameters: {Location: s3://b/k}}\n"  # SAM: not a property
     assert [f.name for f in load_template(write(tmp_path, body)).functions] == ["Fn"]
 
 

@@ -43,24 +43,24 @@ _SAM_PROPERTY_NAMES = {
     SERVERLESS_LAYER: {"Content": "ContentUri"},
 }
 
-# The translator warns, when it is garbage-collected, that its usage metrics were never sent:
-# they are for AWS's own service and are never sent from here.
-logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
+# The translator's warnings are for the service that runs it (usage metrics never sent, feature
+# toggles it has no configuration for), not for the template's author: only errors are shown.
+logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
 class Origin:
     """Where a resource of the expanded template came from: the resource as written (its
-    logical ID and Type) and, for a SAM property that became another one, that property."""
+    logical ID and Type) and, for a resource made from some of its properties, which."""
 
     logical_id: str
     kind: str
-    prop: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)  # expanded property → as written
 
     def name_of(self, prop: str) -> str:
         """The name the template used for ``prop`` of the expanded resource."""
-        if self.prop is not None:
-            return self.prop
+        if prop in self.names:
+            return self.names[prop]
         return _SAM_PROPERTY_NAMES.get(self.kind, {}).get(prop, prop)
 
 
@@ -268,10 +268,10 @@ def _function_of(props: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _generated_from(kind: Any) -> str | None:
-    """The SAM function property a generated resource stands for, where there is one."""
+def _generated_from(kind: Any) -> Mapping[str, str]:
+    """The SAM function properties a generated resource's properties come from."""
     return {
-        "AWS::Lambda::EventInvokeConfig": "EventInvokeConfig",
-        "AWS::Lambda::Version": "AutoPublishAlias",
-        "AWS::Lambda::Alias": "AutoPublishAlias",
-    }.get(str(kind))
+        "AWS::Lambda::EventInvokeConfig": {"Properties": "EventInvokeConfig"},
+        "AWS::Lambda::Version": {"Description": "VersionDescription", "FunctionName": "AutoPublishAlias"},
+        "AWS::Lambda::Alias": {"Name": "AutoPublishAlias", "FunctionVersion": "AutoPublishAlias"},
+    }.get(str(kind), {})

@@ -80,7 +80,9 @@ def read_alias(
     if not isinstance(name, str) or not name:
         raise TemplateError(f"{props.where('Name')}: required, got {name!r}")
     raw_routing = props.get("RoutingConfig")
-    raw_weights = raw_routing.get("AdditionalVersionWeights", []) if isinstance(raw_routing, dict) else None
+    raw_weights = raw_routing.get("AdditionalVersionWeights", []) if isinstance(raw_routing, dict) else raw_routing
+    if raw_weights is None:
+        raw_weights = []
     if not isinstance(raw_weights, list):
         raise TemplateError(f"{props.where('RoutingConfig.AdditionalVersionWeights')}: must be a list")
     return AliasRecord(

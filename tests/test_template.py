@@ -84,10 +84,11 @@ def test_parameter_overrides_and_settings() -> None:
         load_template(INTRINSICS, parameters={"Nope": "1"})
 
 
-def write(tmp_path: Path, body: str) -> Path:
+def write(tmp_path: Path, body: str, head: str = "") -> Path:
+    """A template of ``head`` (sections before Resources) and resources ``body``, with a src/ folder."""
     (tmp_path / "src").mkdir(exist_ok=True)
     path = tmp_path / "template.yaml"
-    path.write_text("Resources:\n" + body)
+    path.write_text(head + "Resources:\n" + body)
     return path
 
 

@@ -17,6 +17,7 @@ from scheduler.template_versions import RoutingWeight
 
 from .conftest import MakeServer, aws
 from .serving import COMMAND
+from .test_template import FUNCTION, write
 
 TRANSFORM = Path(__file__).parent / "templates" / "transform" / "template.yaml"
 LAYERS = TRANSFORM.parent / "layers"
@@ -98,23 +99,6 @@ def test_refs_to_named_resources_resolve_to_their_names() -> None:
         "prod-orders",
         "prod-uploads",
     )
-
-
-def write(tmp_path: Path, body: str, head: str = "") -> Path:
-    (tmp_path / "src").mkdir(exist_ok=True)
-    path = tmp_path / "template.yaml"
-    path.write_text("Transform: AWS::Serverless-2016-10-31\n" + head + "Resources:\n" + body)
-    return path
-
-
-FUNCTION = """
-  Fn:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: src
-      Handler: app.handler
-      Runtime: python3.11
-"""
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ __all__ = ["Expanded", "Origin", "expand", "uses_sam"]
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
+SERVERLESS_APPLICATION = "AWS::Serverless::Application"
+NESTED_STACK = "AWS::CloudFormation::Stack"
 # The fake bucket local folders are swapped for while the translator runs.
 LOCAL_BUCKET = "lambda-scheduler-local"
 GLOBALS_FUNCTION = "Globals.Function"
@@ -114,6 +116,7 @@ class _Expansion:
         self.result = Expanded({})
         self.folders: dict[str, str] = {}  # placeholder S3 key → the local folder as written
         self.layers: dict[str, str] = {}  # placeholder S3 key → the layer's logical id
+        self.written: dict[str, str] = {}  # logical id → Type, as the template declares them
         resources = self.sam.get("Resources")
         self.resources: dict[str, Any] = resources if isinstance(resources, dict) else {}
         globals_ = self.sam.get("Globals")
@@ -121,14 +124,14 @@ class _Expansion:
         self.globals: dict[str, Any] = function if isinstance(function, dict) else {}
 
     def run(self) -> Expanded:
+        # The translator adds to the template it is given (an implicit API …): what the
+        # template itself declares is taken first.
+        self.written = {lid: str(r.get("Type")) for lid, r in self.resources.items() if isinstance(r, dict)}
         self._prepare()
         if not uses_sam({"Resources": self.resources}):
             # Only image functions were SAM's; the translator refuses a template left empty.
             self.result.data = self.sam
             return self.result
-        # The translator adds to the template it is given (an implicit API …): what the
-        # template itself declares is taken first.
-        self.written = {lid: str(r.get("Type")) for lid, r in self.resources.items() if isinstance(r, dict)}
         plain = self._translate()
         for logical_id, resource in plain.get("Resources", {}).items():
             self._restore(logical_id, resource)
@@ -148,11 +151,14 @@ class _Expansion:
                 raise TemplateError(f"resource {logical_id}: Properties must be a mapping")
             if resource.get("Type") == SERVERLESS_FUNCTION:
                 self._function(logical_id, props)
-            elif resource.get("Type") == SERVERLESS_LAYER:
-                at = where(logical_id, "ContentUri")
-                props["ContentUri"] = self._local(props.get("ContentUri"), at)
-                if isinstance(props["ContentUri"], str) and props["ContentUri"].startswith(f"s3://{LOCAL_BUCKET}/"):
-                    self.layers[props["ContentUri"].rsplit("/", 1)[1]] = logical_id
+            elif resource.get("Type") == SERVERLESS_APPLICATION:
+                # SAM makes a nested stack of it, after fetching a Serverless Application Repository
+                # template over the network; a nested stack is not served here either way.
+                resource["Type"], resource["Properties"] = NESTED_STACK, {}
+            elif resource.get("Type") == SERVERLESS_LAYER and "ContentUri" in props:
+                props["ContentUri"] = self._local(props["ContentUri"], where(logical_id, "ContentUri"))
+                if (key := self._placeholder_key(props["ContentUri"])) is not None:
+                    self.layers[key] = logical_id
 
     def _function(self, logical_id: str, props: dict[str, Any]) -> None:
         if self._own_or_global(logical_id, props, "PackageType") == "Image":
@@ -196,9 +202,8 @@ class _Expansion:
     # --- the transform ----------------------------------------------------------------------
 
     def _translate(self) -> dict[str, Any]:
-        # Imported here: the translator (and boto3 under it) takes a good part of a second to
-        # import, which a template without SAM resources never pays.
-        import boto3  # type: ignore[import-untyped]
+        # Imported here: the translator (and boto3 under it) takes about 0.3 s to import, which a
+        # template without SAM resources never pays.
         from samtranslator.model.exceptions import (  # type: ignore[import-untyped]
             ExceptionWithMessage,
             InvalidDocumentException,
@@ -206,15 +211,14 @@ class _Expansion:
         from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
         from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
 
-        # Pseudo parameters are given so the translator never asks boto3 for them; a session
-        # with a region and no credentials never reaches AWS.
+        # Pseudo parameters are given so the translator never asks boto3 for them.
         values: dict[str, Any] = {k: v for k, v in self.pseudo.items() if isinstance(v, str)}
         values.update(self.parameters)
         translator = Translator(
             managed_policy_map=None,
             sam_parser=Parser(),
             plugins=[],
-            boto_session=boto3.session.Session(region_name=self.region),
+            boto_session=_Region(self.region),
         )
         try:
             plain: dict[str, Any] = translator.translate(
@@ -255,9 +259,26 @@ class _Expansion:
             self.result.origins[logical_id] = Origin(function, SERVERLESS_FUNCTION, _generated_from(kind))
 
     def _placeholder(self, code: Any) -> str | None:
+        """The placeholder key of a plain ``Code`` / ``Content`` the translator made."""
         if isinstance(code, dict) and code.get("S3Bucket") == LOCAL_BUCKET and code.get("S3Key") in self.folders:
             return str(code["S3Key"])
         return None
+
+    def _placeholder_key(self, uri: Any) -> str | None:
+        """The placeholder key of a SAM ``CodeUri`` / ``ContentUri`` swapped by :meth:`_local`."""
+        prefix = f"s3://{LOCAL_BUCKET}/"
+        if isinstance(uri, str) and uri.startswith(prefix) and uri[len(prefix) :] in self.folders:
+            return uri[len(prefix) :]
+        return None
+
+
+@dataclass(frozen=True)
+class _Region:
+    """Stands for the boto3 session the translator asks for: it only reads ``region_name``
+    (for AWS::Region and ARN partitions). A real session would read the user's AWS config and
+    profile, and fail on a profile that does not exist, which serving locally must not need."""
+
+    region_name: str
 
 
 def _function_of(props: Mapping[str, Any]) -> str | None:

@@ -176,3 +176,21 @@ async def test_serve_the_expanded_template(make_server: MakeServer) -> None:
         client.get_provisioned_concurrency_config, FunctionName="dev-orders-fn", Qualifier="$LATEST"
     )
     assert provisioned["RequestedProvisionedConcurrentExecutions"] == 2
+
+
+def test_the_transform_needs_no_aws_configuration_nor_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real boto3 session would fail on a profile that does not exist; the translator never gets one.
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent"))
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    app = (
+        "  App:\n    Type: AWS::Serverless::Application\n    Properties:\n      Location:\n"
+        "        ApplicationId: arn:aws:serverlessrepo:us-east-1:123456789012:applications/x\n"
+        "        SemanticVersion: 1.0.0\n"
+    )
+    # A Serverless Application Repository app would be fetched from AWS by the translator.
+    template = load_template(write(tmp_path, FUNCTION + "      Policies: AmazonS3ReadOnlyAccess\n" + app))
+    assert [f.name for f in template.functions] == ["Fn"]
+    assert "skipped resource App (AWS::Serverless::Application): only functions and their layers are served" in (
+        template.notes
+    )

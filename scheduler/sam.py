@@ -11,15 +11,17 @@ translator is that expansion, so a template means here what it means on AWS.
 
 The translator only accepts S3 locations for code: like ``sam validate`` does, each local
 folder is replaced by a fake S3 URI before translating — one per folder, so the versions it
-hashes from the code differ when folders differ — and turned back into the folder afterwards,
-in the ``Code`` / ``Content`` of the functions and layers it produced. It needs no AWS
-credentials: managed policy names come from the map bundled with it, and the region and
-account are the scheduler's settings.
+hashes from the code differ when folders differ (not when files in one change) — and turned
+back into the folder afterwards, in the ``Code`` / ``Content`` of the functions and layers it
+produced. It needs no AWS credentials nor configuration: managed policy names come from the
+map bundled with it, the region and account are the scheduler's settings, and nested
+Serverless Repository applications (which it would fetch) become nested stacks first.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,7 +83,7 @@ class Expanded:
 
 
 def uses_sam(data: Mapping[str, Any]) -> bool:
-    """Whether the template needs the SAM transform: it declares it, or it has a
+    """Whether the template needs the SAM transform: it declares it, or it has an
     ``AWS::Serverless::*`` resource (sam accepts those without the Transform line)."""
     transform = data.get("Transform")
     declared = transform if isinstance(transform, list) else [transform]
@@ -195,7 +197,9 @@ class _Expansion:
         resolved = self.resolver.resolve(value, at)
         if not isinstance(resolved, str) or resolved.startswith("s3://"):
             return resolved
-        key = str(len(self.folders))
+        # Named by the folder, not by its place in the template, so the version hashes the
+        # translator computes stay put when other functions come and go.
+        key = hashlib.sha256(resolved.encode()).hexdigest()[:16]
         self.folders[key] = resolved
         return f"s3://{LOCAL_BUCKET}/{key}"
 

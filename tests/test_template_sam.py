@@ -93,7 +93,11 @@ def test_refs_to_named_resources_resolve_to_their_names() -> None:
         "X_FUNCTION": "Worker",
         "X_ALIAS": f"arn:aws:lambda:{arn}:function:dev-orders-fn:live",  # SAM's !Ref Orders.Alias
     }
-    assert "!Ref Unnamed (AWS::SNS::Topic) stands for its logical ID locally" in load_template(TRANSFORM).notes
+    template = load_template(TRANSFORM)
+    assert "!Ref Unnamed (AWS::SNS::Topic) stands for its logical ID locally" in template.notes
+    # Where Event invocations go: SAM's DestinationConfig and DeadLetterQueue, by named resource.
+    assert template.event_configs["dev-orders-fn"].destinations.on_failure == f"arn:aws:sqs:{arn}:dev-jobs"
+    assert template.dead_letters == {"Worker": f"arn:aws:sns:{arn}:alerts"}
     prod = {f.name: f for f in load_template(TRANSFORM, parameters={"Stage": "prod"}).functions}
     assert (prod["prod-orders-fn"].environment["X_TABLE"], prod["prod-orders-fn"].environment["X_BUCKET"]) == (
         "prod-orders",

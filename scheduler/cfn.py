@@ -289,3 +289,14 @@ def _show(key: str, arg: Any) -> str:
     if isinstance(arg, list):
         return f"!{short} {', '.join(str(a) for a in arg)}"
     return f"!{short} {arg}"
+
+
+def as_int(value: Any, at: str, low: int, high: int) -> int:
+    """Lambda's integers: whole numbers (a digit string from a parameter counts), in bounds."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TemplateError(f"{at}: must be a whole number between {low} and {high}, got {value!r}")
+    if not low <= value <= high:
+        raise TemplateError(f"{at}: must be between {low} and {high}, got {value}")
+    return value

@@ -1,16 +1,18 @@
 """AWS SAM / CloudFormation template → the functions ``lambda-scheduler serve`` runs.
 
-    template.yaml ─► cfn.load ─► functions, layers, event-invoke configs ─► Template
-                                  (Globals.Function merged, intrinsics resolved)
+    template.yaml ─► cfn.load ─► sam.expand (the official SAM transform) ─► plain CloudFormation
+                  ─► functions, layers, event-invoke configs, versions, aliases ─► Template
                   ─► Scheduler(functions) and the event dispatcher's configs
 
-Reads ``AWS::Serverless::Function`` and ``AWS::Lambda::Function`` (Handler, CodeUri / Code,
-Runtime, MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions,
-ProvisionedConcurrencyConfig, EphemeralStorage, FunctionName, Layers, Description,
-EventInvokeConfig with DestinationConfig, DeadLetterQueue / DeadLetterConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
-whose ``python/`` is importable, as ``/opt/python`` on Lambda) and ``AWS::Lambda::EventInvokeConfig``.
-Every other resource is skipped with a note. A value the scheduler needs but cannot resolve is a
-:class:`TemplateError` naming the resource and property; an environment variable that cannot be
+``AWS::Serverless::*`` resources are expanded by the SAM translator first (Globals, Events,
+AutoPublishAlias, Layers, EventInvokeConfig, DeadLetterQueue …), so this module reads plain
+CloudFormation: ``AWS::Lambda::Function`` (Handler, Code as a local folder, Runtime, MemorySize,
+Timeout, Environment.Variables, ReservedConcurrentExecutions, EphemeralStorage, FunctionName,
+Layers, Description, DeadLetterConfig), ``AWS::Lambda::LayerVersion`` (a folder whose
+``python/`` is importable, as ``/opt/python`` on Lambda), ``AWS::Lambda::EventInvokeConfig``,
+``AWS::Lambda::Version`` and ``AWS::Lambda::Alias``. Every other resource is skipped with a
+note. A value the scheduler needs but cannot resolve is a :class:`TemplateError` naming the
+resource and property as the template wrote them; an environment variable that cannot be
 resolved is left unset, with a note.
 """
 
@@ -22,21 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cfn import NO_VALUE, Resolver, TemplateError, load, where
+from . import arn
+from .cfn import NO_VALUE, Resolver, TemplateError, as_int, load, where
 from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
 from .errors import ConfigError, InvalidParameterValue, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
-from .events.destinations import DestinationKind, dead_letter_target, kind_of
+from .events.destinations import dead_letter_target
+from .named import NAMED_TYPES, Place
+from .sam import SERVERLESS_FUNCTION, expand
+from .template_versions import AliasRecord, VersionRecord, provisioned_executions, read_alias, read_version
 
-__all__ = ["Template", "TemplateError", "load_template"]
+__all__ = ["AliasRecord", "Template", "TemplateError", "VersionRecord", "load_template"]
 
 log = logging.getLogger("lambda_scheduler.template")
 
-SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
-FUNCTION_TYPES = (SERVERLESS_FUNCTION, LAMBDA_FUNCTION)
-LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+LAMBDA_LAYER = "AWS::Lambda::LayerVersion"
 EVENT_INVOKE_CONFIG = "AWS::Lambda::EventInvokeConfig"
+VERSION = "AWS::Lambda::Version"
+ALIAS = "AWS::Lambda::Alias"
+SERVED_TYPES = (LAMBDA_FUNCTION, LAMBDA_LAYER, EVENT_INVOKE_CONFIG, VERSION, ALIAS)
 
 
 @dataclass
@@ -44,8 +51,15 @@ class Template:
     path: Path
     functions: list[FunctionConfig] = field(default_factory=list)
     event_configs: dict[str, EventInvokeConfig] = field(default_factory=dict)
+    # Function name → the qualifier its event-invoke config was written for ($LATEST, or the
+    # alias AutoPublishAlias made); the engine applies it to the function as a whole.
+    event_config_qualifiers: dict[str, str] = field(default_factory=dict)
     # Function name → its dead-letter queue (SAM DeadLetterQueue, DeadLetterConfig.TargetArn).
     dead_letters: dict[str, str] = field(default_factory=dict)
+    # AWS::Lambda::Version resources by logical ID, and AWS::Lambda::Alias resources, as the
+    # template (or SAM's AutoPublishAlias) declares them; not served by the engine yet.
+    versions: dict[str, VersionRecord] = field(default_factory=dict)
+    aliases: list[AliasRecord] = field(default_factory=list)
     # What was skipped or left out, one sentence each (also logged).
     notes: list[str] = field(default_factory=list)
 
@@ -64,16 +78,38 @@ def load_template(
     return _Reader(Path(path), parameters or {}, settings or SchedulerConfig()).read()
 
 
+class _Props:
+    """One resource's properties, resolved on demand with messages in the template's terms."""
+
+    def __init__(self, reader: _Reader, logical_id: str, props: Any) -> None:
+        if not isinstance(props, dict):
+            raise TemplateError(f"{reader.where(logical_id, 'Properties')}: must be a mapping")
+        self.reader = reader
+        self.logical_id = logical_id
+        self.props: dict[str, Any] = props
+
+    def get(self, prop: str) -> Any:
+        return self.props.get(prop)
+
+    def resolve(self, value: Any, prop: str) -> Any:
+        return self.reader.resolver.resolve(value, self.where(prop))
+
+    def where(self, prop: str) -> str:
+        return self.reader.where(self.logical_id, prop)
+
+    def value(self, prop: str, default: Any = None) -> Any:
+        return self.resolve(self.props[prop], prop) if prop in self.props else default
+
+    def integer(self, prop: str, default: int, low: int, high: int) -> int:
+        return as_int(self.value(prop, default), self.where(prop), low, high)
+
+
 class _Reader:
     def __init__(self, path: Path, parameters: Mapping[str, str], settings: SchedulerConfig) -> None:
         self.path = path.resolve()
         self.base = self.path.parent
-        self.data = load(self.path)
-        self.resources: dict[str, Any] = self.data["Resources"]
         self.settings = settings
         self.result = Template(self.path)
-        self.names: dict[str, str] = {}  # function logical id → function name
-        self._noted_refs: set[str] = set()
         pseudo = {
             "AWS::Region": settings.region,
             "AWS::AccountId": settings.account_id,
@@ -83,14 +119,40 @@ class _Reader:
             "AWS::StackId": f"arn:aws:cloudformation:{settings.region}:{settings.account_id}:stack/local/local",
             "AWS::NotificationARNs": [],
         }
+        self.place = Place("aws", settings.region, settings.account_id)
+        original = load(self.path)
+        for logical_id, resource in original["Resources"].items():
+            if not isinstance(resource, dict) or not isinstance(resource.get("Type"), str):
+                raise TemplateError(f"resource {logical_id} has no Type")
+        expanded = expand(original, parameters, pseudo, settings.region)
+        self.data = expanded.data
+        self.resources: dict[str, Any] = self.data["Resources"]
+        self.origins = expanded.origins
+        self.generated = expanded.generated
+        self.lifted = expanded.provisioned_on_latest
+        for note in expanded.notes:
+            self.note(note)
         self.resolver = Resolver(self.data, parameters, pseudo, self._ref, self._get_att)
-        globals_ = self.data.get("Globals") or {}
-        function_globals = globals_.get("Function") if isinstance(globals_, dict) else None
-        self.globals: dict[str, Any] = function_globals if isinstance(function_globals, dict) else {}
+        self.names: dict[str, str] = {}  # function logical id → function name
+        self.provisioned: dict[str, int] = {}  # function logical id → provisioned concurrency
+        self._noted_refs: set[str] = set()
+        self._naming: set[str] = set()  # named resources whose name is being resolved
 
     def note(self, text: str) -> None:
         self.result.notes.append(text)
         log.info("%s: %s", self.path.name, text)
+
+    def where(self, logical_id: str, prop: str) -> str:
+        """``resource X, property Y`` as the template wrote them, before the SAM transform."""
+        origin = self.origins.get(logical_id)
+        if origin is None:
+            return where(logical_id, prop)
+        head, dot, rest = prop.partition(".")
+        return where(origin.logical_id, origin.name_of(head) + dot + rest)
+
+    def _from_sam(self, logical_id: str) -> bool:
+        origin = self.origins.get(logical_id)
+        return origin is not None and origin.kind == SERVERLESS_FUNCTION
 
     # --- what !Ref and !GetAtt mean for resources ----------------------------------------
 
@@ -100,16 +162,74 @@ class _Reader:
         resource = self.resources.get(logical_id)
         if not isinstance(resource, dict):
             return None
-        if resource.get("Type") in LAYER_TYPES:
+        kind = resource.get("Type")
+        if kind == LAMBDA_LAYER:
             return _LayerRef(logical_id)
+        if kind == ALIAS:
+            alias = self._alias_target(logical_id, resource)
+            if alias is not None:
+                return self.settings.function_arn(*alias)
+        name = self._physical_name(logical_id, resource)
+        if name is not None:
+            named = NAMED_TYPES[str(kind)]
+            return named.value(named.ref, name, self.place)
         if logical_id not in self._noted_refs:
             self._noted_refs.add(logical_id)
-            self.note(f"!Ref {logical_id} ({resource.get('Type')}) stands for its logical ID locally")
+            self.note(f"!Ref {logical_id} ({kind}) stands for its logical ID locally")
         return logical_id
 
     def _get_att(self, logical_id: str, attribute: str) -> Any | None:
         if logical_id in self.names and attribute == "Arn":
             return self.settings.function_arn(self.names[logical_id])
+        resource = self.resources.get(logical_id)
+        if not isinstance(resource, dict):
+            return None
+        named = NAMED_TYPES.get(str(resource.get("Type")))
+        if named is None or attribute not in named.attributes:
+            return None
+        name = self._physical_name(logical_id, resource)
+        return None if name is None else named.value(named.attributes[attribute], name, self.place)
+
+    def _physical_name(self, logical_id: str, resource: dict[str, Any]) -> str | None:
+        """The name property of a named resource type (TableName, QueueName …), if it is set."""
+        named = NAMED_TYPES.get(str(resource.get("Type")))
+        props = resource.get("Properties")
+        if named is None or not isinstance(props, dict) or named.name_property not in props:
+            return None
+        at = self.where(logical_id, named.name_property)
+        if logical_id in self._naming:
+            raise TemplateError(f"{at}: the name refers to itself")
+        self._naming.add(logical_id)
+        try:
+            name = self.resolver.resolve(props[named.name_property], at)
+        finally:
+            self._naming.discard(logical_id)
+        if not isinstance(name, str):
+            raise TemplateError(f"{at}: must be a string, got {name!r}")
+        return name
+
+    def _alias_target(self, logical_id: str, resource: dict[str, Any]) -> tuple[str, str] | None:
+        """(function name, alias name) of an alias resource."""
+        props = _Props(self, logical_id, resource.get("Properties") or {})
+        function = self._function_of(props)
+        name = props.value("Name")
+        return (function[1], name) if function is not None and isinstance(name, str) else None
+
+    def _function_of(self, props: _Props) -> tuple[str, str] | None:
+        """(logical id, name) of the function served here that ``FunctionName`` names: by
+        ``!Ref``, by name, or by ARN."""
+        raw = props.get("FunctionName")
+        if isinstance(raw, dict) and raw.get("Ref") in self.names:
+            return raw["Ref"], self.names[raw["Ref"]]
+        value = props.resolve(raw, "FunctionName")
+        if isinstance(value, str):
+            try:
+                name = arn.parse(value).name
+            except InvalidParameterValue:
+                return None
+            for logical_id, known in self.names.items():
+                if known == name:
+                    return logical_id, name
         return None
 
     # --- the template ---------------------------------------------------------------------
@@ -117,16 +237,17 @@ class _Reader:
     def read(self) -> Template:
         active: dict[str, dict[str, Any]] = {}
         for logical_id, resource in self.resources.items():
-            if not isinstance(resource, dict) or not isinstance(resource.get("Type"), str):
-                raise TemplateError(f"resource {logical_id} has no Type")
             condition = resource.get("Condition")
             if isinstance(condition, str) and not self.resolver.condition(condition, f"resource {logical_id}"):
                 self.note(f"skipped resource {logical_id}: its condition {condition} is false")
                 continue
             active[logical_id] = resource
-        functions = {lid: r for lid, r in active.items() if r["Type"] in FUNCTION_TYPES}
+        functions = {lid: r for lid, r in active.items() if r["Type"] == LAMBDA_FUNCTION}
         for logical_id, resource in functions.items():
             self.names[logical_id] = self._function_name(logical_id, resource)
+        for logical_id, config in self.lifted.items():
+            self.provisioned[logical_id] = provisioned_executions(_Props(self, logical_id, {}), config)
+        self._versions_and_aliases(active)
         seen: dict[str, str] = {}
         for logical_id, resource in functions.items():
             config = self._function(logical_id, resource)
@@ -138,126 +259,124 @@ class _Reader:
                 )
             seen[config.name] = logical_id
             self.result.functions.append(config)
+        generated = []
         for logical_id, resource in active.items():
             kind = resource["Type"]
             if kind == EVENT_INVOKE_CONFIG:
-                self._event_invoke_resource(logical_id, resource)
-            elif kind not in FUNCTION_TYPES and kind not in LAYER_TYPES:
-                self.note(f"skipped resource {logical_id} ({kind}): only functions and their layers are served")
+                self._event_invoke(logical_id, resource)
+            elif kind in SERVED_TYPES:
+                continue
+            elif logical_id in self.generated:
+                generated.append(f"{logical_id} ({kind})")
+            else:
+                written = self.origins[logical_id].kind if logical_id in self.origins else kind
+                self.note(f"skipped resource {logical_id} ({written}): only functions and their layers are served")
+        if generated:
+            self.note(f"skipped what the SAM transform made besides functions: {', '.join(generated)}")
         return self.result
 
-    def _properties(self, logical_id: str, resource: dict[str, Any]) -> dict[str, Any]:
-        props = resource.get("Properties") or {}
-        if not isinstance(props, dict):
-            raise TemplateError(f"resource {logical_id}: Properties must be a mapping")
-        if resource["Type"] == SERVERLESS_FUNCTION:
-            return _merge_globals(self.globals, props)
-        return props
-
-    def _prop(self, logical_id: str, props: dict[str, Any], name: str, default: Any = None) -> Any:
-        if name not in props:
-            return default
-        return self.resolver.resolve(props[name], where(logical_id, name))
+    def _versions_and_aliases(self, active: dict[str, dict[str, Any]]) -> None:
+        versions = {lid: r for lid, r in active.items() if r["Type"] == VERSION}
+        found = [(lid, r) for lid, r in active.items() if r["Type"] in (VERSION, ALIAS)]
+        for logical_id, resource in found:
+            props = _Props(self, logical_id, resource.get("Properties") or {})
+            function = self._function_of(props)
+            if function is None:
+                self.note(f"skipped resource {logical_id}: its FunctionName is not a function served here")
+                continue
+            record: VersionRecord | AliasRecord
+            if resource["Type"] == VERSION:
+                record = self.result.versions[logical_id] = read_version(logical_id, props, function)
+            else:
+                record = read_alias(logical_id, props, function, versions)
+                self.result.aliases.append(record)
+            if record.provisioned_concurrency:
+                # The engine serves $LATEST only: provisioned environments for a version or an
+                # alias serve the function as a whole until versions are served.
+                self.provisioned[function[0]] = self.provisioned.get(function[0], 0) + record.provisioned_concurrency
 
     def _function_name(self, logical_id: str, resource: dict[str, Any]) -> str:
-        props = resource.get("Properties") or {}
-        name = (
-            self.resolver.resolve(props.get("FunctionName"), where(logical_id, "FunctionName"))
-            if isinstance(props, dict)
-            else None
-        )
+        name = _Props(self, logical_id, resource.get("Properties") or {}).value("FunctionName")
         if name is None:
             return logical_id
         if not isinstance(name, str):
-            raise TemplateError(f"{where(logical_id, 'FunctionName')}: must be a string, got {name!r}")
+            raise TemplateError(f"{self.where(logical_id, 'FunctionName')}: must be a string, got {name!r}")
         return name
 
     def _function(self, logical_id: str, resource: dict[str, Any]) -> FunctionConfig | None:
-        props = self._properties(logical_id, resource)
+        props = _Props(self, logical_id, resource.get("Properties") or {})
         name = self.names[logical_id]
-        if self._prop(logical_id, props, "PackageType", "Zip") == "Image":
+        if props.value("PackageType", "Zip") == "Image":
             self.note(f"skipped function {logical_id}: container image functions are not run by this scheduler")
             return None
-        runtime = self._prop(logical_id, props, "Runtime")
+        runtime = props.value("Runtime")
         if not isinstance(runtime, str):
-            raise TemplateError(
-                f"{where(logical_id, 'Runtime')}: required for a zip function (python3.N), got {runtime!r}"
-            )
+            raise TemplateError(f"{props.where('Runtime')}: required for a zip function (python3.N), got {runtime!r}")
         if not runtime.startswith("python3."):
             self.note(f"skipped function {logical_id}: runtime {runtime} is not Python")
             return None
-        handler = self._prop(logical_id, props, "Handler")
+        handler = props.value("Handler")
         if not isinstance(handler, str):
-            raise TemplateError(f"{where(logical_id, 'Handler')}: required, got {handler!r}")
+            raise TemplateError(f"{props.where('Handler')}: required, got {handler!r}")
         settings: dict[str, Any] = {
-            "memory_mb": self._int(logical_id, props, "MemorySize", 128, 128, 10_240),
-            "timeout_s": self._int(logical_id, props, "Timeout", 3, 1, MAX_TIMEOUT_S),
-            "environment": self._environment(logical_id, props),
-            "layers": self._layers(logical_id, props),
-            "provisioned_concurrency": self._provisioned(logical_id, props),
+            "memory_mb": props.integer("MemorySize", 128, 128, 10_240),
+            "timeout_s": props.integer("Timeout", 3, 1, MAX_TIMEOUT_S),
+            "environment": self._environment(props),
+            "layers": self._layers(props),
+            "provisioned_concurrency": self.provisioned.get(logical_id, 0),
         }
-        reserved = self._prop(logical_id, props, "ReservedConcurrentExecutions")
+        reserved = props.value("ReservedConcurrentExecutions")
         if reserved is not None:
-            settings["reserved_concurrency"] = _as_int(
-                reserved, where(logical_id, "ReservedConcurrentExecutions"), 0, 1_000_000
+            settings["reserved_concurrency"] = as_int(
+                reserved, props.where("ReservedConcurrentExecutions"), 0, 1_000_000
             )
-        storage = self._prop(logical_id, props, "EphemeralStorage")
+        storage = props.value("EphemeralStorage")
         if storage is not None:
             size = storage.get("Size") if isinstance(storage, dict) else None
-            settings["ephemeral_storage_mb"] = _as_int(size, where(logical_id, "EphemeralStorage.Size"), 512, 10_240)
-        description = self._prop(logical_id, props, "Description")
+            settings["ephemeral_storage_mb"] = as_int(size, props.where("EphemeralStorage.Size"), 512, 10_240)
+        description = props.value("Description")
         if isinstance(description, str):
             settings["description"] = description
-        self._event_invoke_property(logical_id, name, props)
-        self._dead_letter(logical_id, name, resource, props)
+        self._dead_letter(name, props)
         try:
             return FunctionConfig(
-                name=name,
-                handler=handler,
-                runtime=runtime,
-                code_dir=self._code_dir(logical_id, resource, props),
-                **settings,
+                name=name, handler=handler, runtime=runtime, code_dir=self._code_dir(props), **settings
             )
         except ConfigError as exc:
             raise TemplateError(f"resource {logical_id}: {exc.message}") from None
 
-    def _int(self, logical_id: str, props: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-        return _as_int(self._prop(logical_id, props, name, default), where(logical_id, name), low, high)
-
-    def _code_dir(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> Path:
-        key = "CodeUri" if resource["Type"] == SERVERLESS_FUNCTION else "Code"
-        if resource["Type"] == SERVERLESS_FUNCTION and "InlineCode" in props:
+    def _code_dir(self, props: _Props) -> Path:
+        code = props.value("Code", ".")
+        if isinstance(code, dict) and "ZipFile" in code:
+            inline = "InlineCode" if self._from_sam(props.logical_id) else "Code.ZipFile"
             raise TemplateError(
-                f"{where(logical_id, 'InlineCode')}: inline code is not supported; put it in a folder and use CodeUri"
+                f"{props.where(inline)}: inline code is not supported; put it in a folder and use CodeUri"
             )
-        code = self._prop(logical_id, props, key, ".")
         if not isinstance(code, str):
             raise TemplateError(
-                f"{where(logical_id, key)}: must be a local folder (relative to the template); "
+                f"{props.where('Code')}: must be a local folder (relative to the template); "
                 f"S3 locations and inline code cannot be served locally, got {code!r}"
             )
-        return self._folder(logical_id, key, code)
+        return self._folder(props, "Code", code)
 
-    def _folder(self, logical_id: str, prop: str, relative: str) -> Path:
+    def _folder(self, props: _Props, prop: str, relative: str) -> Path:
         path = (self.base / relative).resolve()
         if path.suffix == ".zip" or not path.is_dir():
-            raise TemplateError(
-                f"{where(logical_id, prop)}: {relative!r} is not a folder next to the template ({path})"
-            )
+            raise TemplateError(f"{props.where(prop)}: {relative!r} is not a folder next to the template ({path})")
         return path
 
-    def _environment(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+    def _environment(self, props: _Props) -> dict[str, str]:
         env = props.get("Environment") or {}
         variables = env.get("Variables") if isinstance(env, dict) else None
         if variables is None:
             return {}
         if not isinstance(variables, dict):
-            raise TemplateError(f"{where(logical_id, 'Environment.Variables')}: must be a mapping")
+            raise TemplateError(f"{props.where('Environment.Variables')}: must be a mapping")
         out = {}
         for key, raw in variables.items():
-            at = where(logical_id, f"Environment.Variables.{key}")
+            at = f"Environment.Variables.{key}"
             try:
-                value = self.resolver.resolve(raw, at)
+                value = props.resolve(raw, at)
             except TemplateError as exc:
                 self.note(f"{exc}; the variable is left unset")
                 continue
@@ -266,139 +385,84 @@ class _Reader:
             if isinstance(value, bool):
                 value = "true" if value else "false"
             if not isinstance(value, str | int | float):
-                raise TemplateError(f"{at}: must be a string, got {value!r}")
+                raise TemplateError(f"{props.where(at)}: must be a string, got {value!r}")
             out[str(key)] = str(value)
         return out
 
-    def _layers(self, logical_id: str, props: dict[str, Any]) -> tuple[Path, ...]:
-        layers = self._prop(logical_id, props, "Layers", [])
+    def _layers(self, props: _Props) -> tuple[Path, ...]:
+        layers = props.value("Layers", [])
         if not isinstance(layers, list):
-            raise TemplateError(f"{where(logical_id, 'Layers')}: must be a list")
+            raise TemplateError(f"{props.where('Layers')}: must be a list")
         out = []
         for layer in layers:
             if isinstance(layer, _LayerRef):
                 out.append(self._layer_dir(layer.logical_id))
             else:
                 self.note(
-                    f"{where(logical_id, 'Layers')}: layer {layer} is not defined in this template and cannot be "
-                    "fetched; skipped"
+                    f"{props.where('Layers')}: layer {layer} is not defined in this template and cannot be fetched; "
+                    "skipped"
                 )
         return tuple(out)
 
     def _layer_dir(self, logical_id: str) -> Path:
-        resource = self.resources[logical_id]
-        props = resource.get("Properties") or {}
-        key = "ContentUri" if resource["Type"] == "AWS::Serverless::LayerVersion" else "Content"
-        content = self._prop(logical_id, props, key)
+        props = _Props(self, logical_id, self.resources[logical_id].get("Properties") or {})
+        content = props.value("Content")
         if not isinstance(content, str):
             raise TemplateError(
-                f"{where(logical_id, key)}: must be a local folder (relative to the template), got {content!r}"
+                f"{props.where('Content')}: must be a local folder (relative to the template), got {content!r}"
             )
-        return self._folder(logical_id, key, content)
-
-    def _provisioned(self, logical_id: str, props: dict[str, Any]) -> int:
-        config = self._prop(logical_id, props, "ProvisionedConcurrencyConfig")
-        if config is None:
-            return 0
-        value = config.get("ProvisionedConcurrentExecutions") if isinstance(config, dict) else None
-        return _as_int(
-            value, where(logical_id, "ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions"), 0, 1_000_000
-        )
+        return self._folder(props, "Content", content)
 
     # --- event-invoke settings ------------------------------------------------------------
 
-    def _event_invoke_property(self, logical_id: str, name: str, props: dict[str, Any]) -> None:
-        config = self._prop(logical_id, props, "EventInvokeConfig")
-        if config is not None:
-            self._event_invoke(logical_id, "EventInvokeConfig", name, config)
-
-    def _event_invoke_resource(self, logical_id: str, resource: dict[str, Any]) -> None:
-        props = resource.get("Properties") or {}
-        name = self._prop(logical_id, props, "FunctionName")
-        known = set(self.names.values())
-        if name not in known:
+    def _event_invoke(self, logical_id: str, resource: dict[str, Any]) -> None:
+        props = _Props(self, logical_id, resource.get("Properties") or {})
+        function = self._function_of(props)
+        if function is None:
+            name = props.value("FunctionName")
             self.note(f"skipped resource {logical_id}: its FunctionName {name!r} is not a function served here")
             return
-        self._event_invoke(logical_id, "Properties", name, props)
-
-    def _event_invoke(self, logical_id: str, prop: str, name: str, config: Any) -> None:
-        if not isinstance(config, dict):
-            raise TemplateError(f"{where(logical_id, prop)}: must be a mapping")
-        config = self.resolver.resolve(config, where(logical_id, prop))
-        at = where(logical_id, prop + ".DestinationConfig")
+        name = function[1]
+        config = props.resolve(props.props, "Properties")
+        at = props.where("Properties.DestinationConfig")
         try:
             self.result.event_configs[name] = EventInvokeConfig(
                 maximum_retry_attempts=config.get("MaximumRetryAttempts", 2),
                 maximum_event_age_s=config.get("MaximumEventAgeInSeconds", 21_600),
                 destinations=DestinationConfig(
-                    on_success=self._destination(at, config, "OnSuccess"),
-                    on_failure=self._destination(at, config, "OnFailure"),
+                    on_success=_destination(at, config, "OnSuccess"),
+                    on_failure=_destination(at, config, "OnFailure"),
                 ),
             )
         except ValidationError as exc:
-            raise TemplateError(f"{where(logical_id, prop)}: {exc.message}") from None
+            raise TemplateError(f"{props.where('Properties')}: {exc.message}") from None
         except InvalidParameterValue as exc:
             raise TemplateError(f"{at}: {exc.message}") from None
+        qualifier = config.get("Qualifier")
+        self.result.event_config_qualifiers[name] = qualifier if isinstance(qualifier, str) else "$LATEST"
 
-    def _destination(self, at: str, config: dict[str, Any], key: str) -> str | None:
-        """``OnSuccess`` / ``OnFailure``: ``Destination`` (an ARN), with SAM's ``Type`` when given
-        (it must name the ARN's service)."""
-        destinations = config.get("DestinationConfig") or {}
-        entry = destinations.get(key) if isinstance(destinations, dict) else None
-        if entry is None:
-            return None
-        arn = entry.get("Destination") if isinstance(entry, dict) else None
-        if not isinstance(arn, str):
-            raise TemplateError(f"{at}.{key}.Destination: must be an ARN, got {arn!r}")
-        kind = entry.get("Type")
-        if kind is not None and kind != kind_of(arn).value:
-            choices = "|".join(k.value for k in DestinationKind)
-            raise TemplateError(f"{at}.{key}.Type: {kind!r} (one of {choices}) does not match the ARN {arn}")
-        return arn
-
-    def _dead_letter(self, logical_id: str, name: str, resource: dict[str, Any], props: dict[str, Any]) -> None:
-        """SAM's ``DeadLetterQueue: {Type: SQS|SNS, TargetArn}``; CloudFormation's
-        ``DeadLetterConfig: {TargetArn}``."""
-        key = "DeadLetterQueue" if resource["Type"] == SERVERLESS_FUNCTION else "DeadLetterConfig"
-        config = self._prop(logical_id, props, key)
+    def _dead_letter(self, name: str, props: _Props) -> None:
+        """``DeadLetterConfig: {TargetArn}`` (SAM's ``DeadLetterQueue: {Type, TargetArn}``
+        becomes one; the transform checks its Type)."""
+        config = props.value("DeadLetterConfig")
         if config is None:
             return
         target = config.get("TargetArn") if isinstance(config, dict) else None
         if not isinstance(target, str):
-            raise TemplateError(f"{where(logical_id, key + '.TargetArn')}: must be an ARN, got {target!r}")
+            raise TemplateError(f"{props.where('DeadLetterConfig.TargetArn')}: must be an ARN, got {target!r}")
         try:
             self.result.dead_letters[name] = dead_letter_target(target)
         except InvalidParameterValue as exc:
-            raise TemplateError(f"{where(logical_id, key)}: {exc.message}") from None
-        kind = config.get("Type")
-        if kind is not None and kind != kind_of(target).value:
-            raise TemplateError(f"{where(logical_id, key + '.Type')}: {kind!r} does not match the ARN {target}")
+            raise TemplateError(f"{props.where('DeadLetterConfig')}: {exc.message}") from None
 
 
-def _merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
-    """SAM's rules: a function's own scalar wins, mappings merge, lists are added together."""
-    merged = dict(globals_)
-    for key, value in props.items():
-        base = merged.get(key)
-        if isinstance(base, dict) and isinstance(value, dict) and not _is_intrinsic(value):
-            merged[key] = _merge_globals(base, value)
-        elif isinstance(base, list) and isinstance(value, list):
-            merged[key] = base + value
-        else:
-            merged[key] = value
-    return merged
-
-
-def _is_intrinsic(value: dict[str, Any]) -> bool:
-    return len(value) == 1 and (next(iter(value)) in ("Ref", "Condition") or next(iter(value)).startswith("Fn::"))
-
-
-def _as_int(value: Any, at: str, low: int, high: int) -> int:
-    """Lambda's integers: whole numbers (a digit string from a parameter counts), in bounds."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TemplateError(f"{at}: must be a whole number between {low} and {high}, got {value!r}")
-    if not low <= value <= high:
-        raise TemplateError(f"{at}: must be between {low} and {high}, got {value}")
-    return value
+def _destination(at: str, config: dict[str, Any], key: str) -> str | None:
+    """``OnSuccess`` / ``OnFailure``: ``Destination``, an ARN."""
+    destinations = config.get("DestinationConfig") or {}
+    entry = destinations.get(key) if isinstance(destinations, dict) else None
+    if entry is None:
+        return None
+    target = entry.get("Destination") if isinstance(entry, dict) else None
+    if not isinstance(target, str):
+        raise TemplateError(f"{at}.{key}.Destination: must be an ARN, got {target!r}")
+    return target

@@ -84,10 +84,11 @@ def test_parameter_overrides_and_settings() -> None:
         load_template(INTRINSICS, parameters={"Nope": "1"})
 
 
-def write(tmp_path: Path, body: str) -> Path:
+def write(tmp_path: Path, body: str, head: str = "") -> Path:
+    """A template of ``head`` (sections before Resources) and resources ``body``, with a src/ folder."""
     (tmp_path / "src").mkdir(exist_ok=True)
     path = tmp_path / "template.yaml"
-    path.write_text("Resources:\n" + body)
+    path.write_text(head + "Resources:\n" + body)
     return path
 
 
@@ -166,7 +167,7 @@ def test_every_short_form_tag_loads(tmp_path: Path) -> None:
     tags = ["Ref", "Sub", "GetAtt", "If", "Join", "Select", "Split", "FindInMap", "Base64", "Cidr", "GetAZs"]
     tags += ["ImportValue", "Equals", "And", "Or", "Not", "Condition", "Transform", "ToJsonString", "Length"]
     body = FUNCTION + "      Tags:\n" + "".join(f"        T{i}: !{tag} x\n" for i, tag in enumerate(tags))
-    body += "      Metadata: !Transform {Name: AWS::Include, Parameters: {Location: s3://b/k}}\n"
+    body += "    Metadata: !Transform {Name: AWS::Include, Parameters: {Location: s3://b/k}}\n"  # SAM: not a property
     assert [f.name for f in load_template(write(tmp_path, body)).functions] == ["Fn"]
 
 

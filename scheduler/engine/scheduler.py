@@ -5,7 +5,9 @@
 
 One zygote serves every pool. A function is a :class:`FunctionState` that outlives its
 configurations: updating it swaps in a new pool and retires the old one, while the counters
-that limits depend on (in-flight invocations, the scaling allowance) carry over.
+that limits depend on (in-flight invocations, the scaling allowance) carry over. Its published
+versions and aliases (versions.py) each run in pools of their own, under the same admission:
+reserved concurrency and the scaling rate are the function's, across its versions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import itertools
 import json
 import logging
+import random
 import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -21,7 +24,15 @@ from typing import Any, Self
 
 from .. import arn
 from ..config import FunctionConfig, SchedulerConfig
-from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
+from ..errors import (
+    FunctionNotFound,
+    InvalidParameterValue,
+    RequestTooLarge,
+    ResourceConflict,
+    ResourceNotFound,
+    SchedulerClosed,
+    Throttled,
+)
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
 from .environment import Environment, EnvState
 from .invocation import Invocation, InvocationResult
@@ -30,8 +41,9 @@ from .keepalive import KeepAlivePolicy, make_policy
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
-from .status import FunctionStatus
+from .status import FunctionStatus, ProvisionedStatus, provisioned_state
 from .stops import StopReason
+from .versions import LATEST, Alias, PublishedVersion, QualifierKind, Versions, check_weights
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -44,9 +56,12 @@ _incarnations = itertools.count(1)
 
 
 class FunctionState:
-    """The engine's own record of a function; the outside sees only its :meth:`status`."""
+    """The engine's own record of a function; the outside sees only its :meth:`status`.
+    ``config`` and ``pool`` are ``$LATEST``'s; ``versions`` holds the published ones."""
 
-    __slots__ = ("admission", "arn", "config", "incarnation", "name", "pool")
+    __slots__ = ("admission", "arn", "config", "incarnation", "name", "pool", "versions")
+
+    version = LATEST
 
     def __init__(self, config: FunctionConfig, pool: Pool, admission: FunctionAdmission, arn_: str) -> None:
         self.name = config.name
@@ -55,14 +70,17 @@ class FunctionState:
         self.admission = admission
         self.arn = arn_
         self.incarnation = next(_incarnations)
+        self.versions = Versions()
 
-    def status(self) -> FunctionStatus:
-        pool = self.pool
+    def status(self, target: Target | None = None) -> FunctionStatus:
+        """A snapshot of ``$LATEST`` or of one published version (``target``)."""
+        target = target or self
+        pool = target.pool
         environments = pool.environment_counts()
         return FunctionStatus(
             self.name,
-            self.arn,
-            self.config,
+            target.arn,
+            target.config,
             self.incarnation,
             MappingProxyType(environments),
             pool.provisioned_status(environments["provisioned", EnvState.BUSY]),
@@ -70,7 +88,15 @@ class FunctionState:
             self.admission.reserved,
             pool.drained,
             pool.settled,
+            target.version,
         )
+
+    def pools(self) -> list[Pool]:
+        return [self.pool, *(v.pool for v in self.versions.versions.values())]
+
+
+# What a qualifier resolves to: $LATEST (the function itself) or a published version.
+Target = FunctionState | PublishedVersion
 
 
 class FunctionsView(Mapping[str, FunctionStatus]):
@@ -117,6 +143,7 @@ class Scheduler:
         *,
         observers: Iterable[Observer] = (),
         keep_alive_policy: KeepAlivePolicy | None = None,
+        routing_rng: random.Random | None = None,
         **settings: Any,
     ) -> None:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
@@ -127,6 +154,8 @@ class Scheduler:
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
         self.isolation = Isolation(self.settings)
         self._initial = list(functions)
+        # Draws for weighted aliases; a seeded one makes a test's split reproducible.
+        self._routing = routing_rng or random.Random()
         self._functions: dict[str, FunctionState] = {}
         self._retired_pools: set[Pool] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -191,7 +220,7 @@ class Scheduler:
             except TimeoutError:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         self._ending = True
-        pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
+        pools = [pool for fn in self._functions.values() for pool in fn.pools()] + list(self._retired_pools)
         for pool in pools:
             pool.retire_all(StopReason.SHUTDOWN)
         for task in list(self._tasks):
@@ -223,7 +252,8 @@ class Scheduler:
             await asyncio.sleep(interval)
             now = loop.time()
             for fn in self._functions.values():
-                fn.pool.reap(now)
+                for pool in fn.pools():
+                    pool.reap(now)
             for pool in list(self._retired_pools):
                 if not pool.environments:
                     self._retired_pools.discard(pool)
@@ -251,8 +281,10 @@ class Scheduler:
     def describe(
         self, function_name: str, qualifier: str | None = None, *, action: str = "lambda:GetFunction"
     ) -> FunctionStatus:
-        """:meth:`resolve`, as a snapshot: what the API reads."""
-        return self.resolve(function_name, qualifier, action=action).status()
+        """:meth:`resolve`, as a snapshot of what the qualifier names (an alias: its
+        FunctionVersion): what the API reads."""
+        fn = self.resolve(function_name, qualifier, action=action)
+        return fn.status(self._target(fn, arn.parse(function_name, qualifier).qualifier, route=False))
 
     def environments(self, name: str) -> tuple[Environment, ...]:
         """The handles of a function's current environments (for tests and diagnostics)."""
@@ -310,10 +342,13 @@ class Scheduler:
         fn.pool.ensure_provisioned()
 
     def remove_function(self, name: str) -> None:
+        """Remove a function with every published version and alias."""
         fn = self.get_function(name)
         self.admission.set_reserved(fn.admission, None)
         del self._functions[name]
         self.isolation.set_function(name, None)
+        for version in list(fn.versions.versions):
+            self._retire_version(fn, version)
         fn.pool.retire_all()
         self._retired_pools.add(fn.pool)
 
@@ -321,9 +356,154 @@ class Scheduler:
         fn = self.get_function(name)
         self.update_function(fn.config.replace(reserved_concurrency=value))
 
-    def set_provisioned_concurrency(self, name: str, value: int) -> None:
+    def set_provisioned_concurrency(self, name: str, value: int, qualifier: str | None = None) -> None:
+        """Provisioned concurrency of ``$LATEST`` (no qualifier: the template's and the Python
+        API's way, which Lambda does not have) or of a published version or alias (0 removes
+        that configuration)."""
         fn = self.get_function(name)
-        self.update_function(fn.config.replace(provisioned_concurrency=value))
+        if QualifierKind.of(qualifier) is QualifierKind.LATEST:
+            self._check_provisioned_total(fn, value - fn.config.provisioned_concurrency)
+            self.update_function(fn.config.replace(provisioned_concurrency=value))
+            return
+        assert qualifier is not None
+        self.resolve(name, qualifier)  # a version or alias that does not exist is not found
+        configs = fn.versions.provisioned
+        if value:
+            alias = fn.versions.aliases.get(qualifier)
+            if alias is not None:
+                fn.versions.check_alias_provisioned(alias)
+            self._check_provisioned_total(fn, value - configs.get(qualifier, 0))
+            configs[qualifier] = value
+        else:
+            configs.pop(qualifier, None)
+        self._apply_provisioned(fn)
+
+    def _check_provisioned_total(self, fn: FunctionState, increase: int) -> None:
+        """Provisioned concurrency counts against the function's reserved concurrency, across
+        every version and alias, and may not exceed it."""
+        reserved = fn.admission.reserved
+        total = fn.config.provisioned_concurrency + fn.versions.total_provisioned() + increase
+        if reserved is not None and increase > 0 and total > reserved:
+            raise InvalidParameterValue(
+                "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution "
+                "for function"
+            )
+
+    def _apply_provisioned(self, fn: FunctionState) -> None:
+        for version, target in fn.versions.provisioned_targets().items():
+            pool = fn.versions.versions[version].pool
+            pool.provisioned_target = target
+            pool.ensure_provisioned()
+
+    def provisioned_concurrency(self, name: str, qualifier: str) -> ProvisionedStatus | None:
+        """The provisioned-concurrency configuration of one version or alias, as Lambda reports
+        it (None: there is none); for ``$LATEST``, FunctionStatus.provisioned says it."""
+        fn = self.resolve(name, qualifier, action="lambda:GetProvisionedConcurrencyConfig")
+        requested = fn.versions.provisioned.get(qualifier)
+        if requested is None:
+            return None
+        alias = fn.versions.aliases.get(qualifier)
+        versions = alias.versions if alias is not None else (qualifier,)
+        statuses = [fn.status(fn.versions.versions[v]).provisioned for v in versions]
+        allocated = min(requested, sum(p.allocated for p in statuses))
+        starting = sum(p.starting for p in statuses)
+        reason = next((p.reason for p in statuses if p.reason is not None), None)
+        state = provisioned_state(requested, allocated, starting, reason)
+        return ProvisionedStatus(requested, allocated, starting, sum(p.busy for p in statuses), state, reason)
+
+    def provisioned_qualifiers(self, name: str) -> list[str]:
+        """The versions and aliases that have a provisioned-concurrency configuration."""
+        return sorted(self.get_function(name).versions.provisioned)
+
+    # --- versions and aliases -------------------------------------------------------------
+
+    def publish_version(
+        self, name: str, *, description: str | None = None, code_digest: str | None = None
+    ) -> FunctionStatus:
+        """Publish ``$LATEST`` as the next version: a frozen snapshot with its own pool. If
+        nothing changed since the last version was published, that version is returned, as
+        Lambda does (``code_digest`` — the code's CodeSha256 — compares code by content rather
+        than by folder)."""
+        ctx = self._require_running()
+        fn = self.get_function(name)
+        # Limits are not part of a version: provisioned concurrency is configured per version.
+        snapshot = fn.config.replace(provisioned_concurrency=0)
+        fingerprint = (snapshot.replace(code_dir=fn.config.code_dir), code_digest or str(fn.config.code_dir))
+        last = fn.versions.last()
+        if last is not None and last.fingerprint == fingerprint:
+            return fn.status(last)
+        if description is not None:
+            snapshot = snapshot.replace(description=description)
+        number = fn.versions.take_number()
+        arn_ = self.settings.function_arn(name, number)
+        published = PublishedVersion(number, snapshot, Pool(ctx, snapshot, number), arn_, fingerprint)
+        published.pool.provisioned_target = 0
+        fn.versions.versions[number] = published
+        self.isolation.set_function(f"{name}:{number}", snapshot)
+        return fn.status(published)
+
+    def delete_version(self, name: str, version: str) -> FunctionStatus:
+        """Delete one published version (refused while an alias routes to it); its
+        environments shut down, those running finish first. Returns its last snapshot."""
+        fn = self.get_function(name)
+        published = fn.versions.versions.get(version)
+        if published is None:
+            raise FunctionNotFound(self.settings.function_arn(name, version))
+        fn.versions.check_deletable(version)
+        status = fn.status(published)
+        self._retire_version(fn, version)
+        return status
+
+    def _retire_version(self, fn: FunctionState, version: str) -> None:
+        published = fn.versions.versions.pop(version)
+        fn.versions.provisioned.pop(version, None)
+        self.isolation.set_function(f"{fn.name}:{version}", None)
+        published.pool.retire_all()
+        self._retired_pools.add(published.pool)
+
+    def versions(self, name: str) -> list[FunctionStatus]:
+        """``$LATEST`` and then every published version, oldest first."""
+        fn = self.get_function(name)
+        return [fn.status(), *(fn.status(v) for v in fn.versions)]
+
+    def put_alias(self, name: str, alias: Alias, *, create: bool) -> Alias:
+        """Create (``create``) or replace an alias, checked as Lambda checks one."""
+        fn = self.get_function(name)
+        existing = fn.versions.aliases.get(alias.name)
+        if create and existing is not None:
+            raise ResourceConflict(f"Alias already exists: {self.settings.function_arn(name, alias.name)}")
+        if not create and existing is None:
+            raise self._alias_not_found(name, alias.name)
+        check_weights(alias.function_version, alias.weights)
+        for version in alias.versions:
+            if version != LATEST and version not in fn.versions.versions:
+                raise FunctionNotFound(self.settings.function_arn(name, version))
+        if alias.name in fn.versions.provisioned:
+            fn.versions.check_alias_provisioned(alias)
+        fn.versions.aliases[alias.name] = alias
+        self._apply_provisioned(fn)
+        return alias
+
+    def alias(self, name: str, alias_name: str) -> Alias:
+        found = self.get_function(name).versions.aliases.get(alias_name)
+        if found is None:
+            raise self._alias_not_found(name, alias_name)
+        return found
+
+    def aliases(self, name: str) -> list[Alias]:
+        fn = self.get_function(name)
+        return [fn.versions.aliases[a] for a in sorted(fn.versions.aliases)]
+
+    def delete_alias(self, name: str, alias_name: str) -> None:
+        """Delete an alias, with its provisioned-concurrency configuration. Lambda answers
+        success for an alias that does not exist."""
+        fn = self.get_function(name)
+        if fn.versions.aliases.pop(alias_name, None) is not None:
+            fn.versions.provisioned.pop(alias_name, None)
+            self._apply_provisioned(fn)
+
+    def _alias_not_found(self, name: str, alias_name: str) -> ResourceNotFound:
+        return ResourceNotFound(f"Cannot find alias arn: {self.settings.function_arn(name, alias_name)}")
 
     # --- invoke ---------------------------------------------------------------------------
 
@@ -334,11 +514,38 @@ class Scheduler:
         is refused as Lambda refuses it (``action`` is the IAM action named in that error)."""
         ref = arn.parse(function_name, qualifier)
         arn.check_reachable(ref, self.settings.region, self.settings.account_id, action)
-        name, qualifier = ref.name, ref.qualifier
-        fn = self._functions.get(name)
-        if fn is None or qualifier not in (None, "$LATEST"):
-            raise FunctionNotFound(self.settings.function_arn(name, qualifier))
+        fn = self._functions.get(ref.name)
+        if fn is None or not self._names(fn, ref.qualifier):
+            raise FunctionNotFound(self.settings.function_arn(ref.name, ref.qualifier))
         return fn
+
+    @staticmethod
+    def _names(fn: FunctionState, qualifier: str | None) -> bool:
+        """Whether ``qualifier`` names $LATEST, a published version or an alias of ``fn``."""
+        kind = QualifierKind.of(qualifier)
+        if kind is QualifierKind.LATEST:
+            return True
+        registry = fn.versions.versions if kind is QualifierKind.VERSION else fn.versions.aliases
+        return qualifier in registry
+
+    def _target(self, fn: FunctionState, qualifier: str | None, *, route: bool) -> Target:
+        """What an invocation (``route``: an alias's weights are drawn) or a read of
+        ``qualifier`` gets: $LATEST or a published version."""
+        kind = QualifierKind.of(qualifier)
+        if kind is QualifierKind.LATEST:
+            return fn
+        assert qualifier is not None
+        if kind is QualifierKind.ALIAS:
+            alias = fn.versions.aliases[qualifier]
+            qualifier = alias.pick(self._routing.random()) if route else alias.function_version
+            if qualifier == LATEST:
+                return fn
+        return fn.versions.versions[qualifier]
+
+    def reference(self, function_name: str, qualifier: str | None = None) -> tuple[FunctionState, str | None]:
+        """The function and the qualifier a name (with or without one) gives, checked."""
+        ref = arn.parse(function_name, qualifier)
+        return self.resolve(function_name, qualifier), ref.qualifier
 
     async def invoke(
         self,
@@ -356,13 +563,15 @@ class Scheduler:
         ``error_type`` set; service errors (not found, throttled, closed) raise."""
         fn = self._functions.get(function_name) if qualifier is None else None
         if fn is None:
-            fn = self.resolve(function_name, qualifier)
+            fn, qualifier = self.reference(function_name, qualifier)
+        target = fn if qualifier is None else self._target(fn, qualifier, route=True)
         if self._closing or not self._running:
             raise SchedulerClosed()
         body = _payload_bytes(payload)
         if len(body) > MAX_PAYLOAD:
             raise RequestTooLarge(f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation")
-        config = fn.config
+        config = target.config
+        # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
         try:
             unreserved = self.admission.admit(fn.admission)
@@ -371,7 +580,7 @@ class Scheduler:
             raise
         inv = Invocation(
             function_name=fn.name,
-            version="$LATEST",
+            version=target.version,
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s,
             payload=body,
@@ -385,7 +594,7 @@ class Scheduler:
         )
         inv.admitted_at = time.perf_counter()
         try:
-            result = await fn.pool.invoke(inv, fn.admission.bucket)
+            result = await target.pool.invoke(inv, fn.admission.bucket)
             if self._ending and result is not None and result.error_type is not None:
                 # Cut short by stop(): an answer that says so, not the environment's exit.
                 raise SchedulerClosed("The server stopped before the invocation finished.")
@@ -400,7 +609,7 @@ class Scheduler:
             self.observers.throttled(fn.name, throttle.reason)
             raise throttle
         result.latency_s = time.perf_counter() - inv.admitted_at
-        self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
+        self.observers.invocation_finished(fn.name, result, target.pool.provisioned_target > 0)
         return result
 
     def capacity(self, function_name: str) -> int:

@@ -72,6 +72,12 @@ class EventInvokeConfig:
 DEFAULT_EVENT_INVOKE_CONFIG = EventInvokeConfig(last_modified=0.0)
 
 
+def config_key(function_name: str, qualifier: str | None = None) -> str:
+    """Where the FunctionEventInvokeConfig of a function, version or alias is kept: Lambda
+    keeps one per qualifier, and an unqualified one is $LATEST's."""
+    return function_name if qualifier in (None, "$LATEST") else f"{function_name}:{qualifier}"
+
+
 @dataclass(slots=True)
 class Event:
     """One accepted Event invocation. Times are wall-clock (epoch seconds), so that a durable

@@ -1,0 +1,184 @@
+"""Published versions and aliases of one function: what a qualifier names.
+
+    Scheduler.invoke(name, qualifier) ─► FunctionState ─► Versions.target
+        None / "$LATEST" ─► the function's own configuration and pool (it changes with updates)
+        "3"              ─► PublishedVersion 3: a frozen FunctionConfig with a pool of its own
+        "live"           ─► Alias: its FunctionVersion, or, with AdditionalVersionWeights, the
+                            other version with that probability (Alias.pick)
+
+On Lambda a version is an immutable snapshot of the code and configuration of ``$LATEST``;
+versions are numbered from 1 and a number is never given again, even after its version was
+deleted. Two versions never share an execution environment, so each has its own pool. An alias
+is a name for one version (or two, weighted). Reserved concurrency belongs to the function and
+covers every version; provisioned concurrency is configured per version or alias, never on
+``$LATEST``, and an alias's is allocated on the version(s) it points to.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..config import FunctionConfig
+from ..errors import InvalidParameterValue, ResourceConflict, constraint_violation
+
+if TYPE_CHECKING:
+    from .pool import Pool
+
+LATEST = "$LATEST"
+
+
+class QualifierKind(enum.Enum):
+    """What a qualifier names: Lambda tells a version from an alias by its digits."""
+
+    LATEST = "latest"
+    VERSION = "version"
+    ALIAS = "alias"
+
+    @classmethod
+    def of(cls, qualifier: str | None) -> QualifierKind:
+        if qualifier is None or qualifier == LATEST:
+            return cls.LATEST
+        return cls.VERSION if qualifier.isdigit() else cls.ALIAS
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """An alias: ``function_version`` gets what ``weights`` (AdditionalVersionWeights: at most
+    one other version, with the probability of routing to it) leaves."""
+
+    name: str
+    function_version: str
+    weights: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return (self.function_version, *self.weights)
+
+    def pick(self, draw: float) -> str:
+        """The version an invocation runs on, for ``draw`` uniform in [0, 1)."""
+        for version, weight in self.weights.items():
+            if draw < weight:
+                return version
+            draw -= weight
+        return self.function_version
+
+    def shares(self, requested: int) -> dict[str, int]:
+        """Provisioned concurrency configured on the alias, by version: a weighted alias
+        splits it in proportion to the weights (the primary version takes the rounding)."""
+        out: dict[str, int] = {}
+        left = requested
+        for version, weight in self.weights.items():
+            out[version] = round(requested * weight)
+            left -= out[version]
+        out[self.function_version] = max(0, left)
+        return out
+
+
+class PublishedVersion:
+    """One published version: its number, frozen configuration and pool. ``fingerprint`` is
+    what it was published from, so publishing an unchanged ``$LATEST`` again returns it."""
+
+    __slots__ = ("arn", "config", "fingerprint", "pool", "version")
+
+    def __init__(self, version: str, config: FunctionConfig, pool: Pool, arn: str, fingerprint: object) -> None:
+        self.version = version
+        self.config = config
+        self.pool = pool
+        self.arn = arn
+        self.fingerprint = fingerprint
+
+
+def check_weights(function_version: str, weights: Mapping[str, float]) -> None:
+    """Lambda's refusals of a RoutingConfig, in its words (the versions' existence is the
+    caller's to check)."""
+    if len(weights) > 1:
+        raise InvalidParameterValue("Number of items in AdditionalVersionWeights cannot be greater than 1")
+    for version, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= weight <= 1.0:
+            raise constraint_violation(
+                f"{{{version}={weight}}}",
+                "routingConfig.additionalVersionWeights",
+                "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, "
+                "Member must have value greater than or equal to 0.0]",
+            )
+        if QualifierKind.of(version) is not QualifierKind.VERSION:
+            raise constraint_violation(
+                f"{{{version}={weight}}}",
+                "routingConfig.additionalVersionWeights",
+                "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, "
+                "Member must have length greater than or equal to 1, Member must satisfy regular expression "
+                "pattern: [0-9]+]",
+            )
+        if version == function_version:
+            raise InvalidParameterValue(
+                f"Invalid function version {version}. Function version {version} is already included in "
+                "routing configuration."
+            )
+        if function_version == LATEST:
+            raise InvalidParameterValue("$LATEST is not supported for an alias pointing to more than 1 version")
+
+
+class Versions:
+    """A function's published versions, aliases and provisioned-concurrency configurations."""
+
+    __slots__ = ("_next", "aliases", "provisioned", "versions")
+
+    def __init__(self) -> None:
+        self.versions: dict[str, PublishedVersion] = {}
+        self.aliases: dict[str, Alias] = {}
+        # ProvisionedConcurrentExecutions configured per qualifier (a version or an alias).
+        self.provisioned: dict[str, int] = {}
+        self._next = 1
+
+    def __iter__(self) -> Iterator[PublishedVersion]:
+        return iter(sorted(self.versions.values(), key=lambda v: int(v.version)))
+
+    def last(self) -> PublishedVersion | None:
+        """The most recently published version, if it still exists."""
+        return self.versions.get(str(self._next - 1))
+
+    def take_number(self) -> str:
+        number = str(self._next)
+        self._next += 1
+        return number
+
+    def referencing(self, version: str) -> list[str]:
+        """The aliases that route to ``version``."""
+        return sorted(name for name, alias in self.aliases.items() if version in alias.versions)
+
+    def check_deletable(self, version: str) -> None:
+        users = self.referencing(version)
+        if users:
+            raise ResourceConflict(
+                f"Unable to delete version because the following aliases reference it: [{', '.join(users)}]"
+            )
+
+    def check_alias_provisioned(self, alias: Alias) -> None:
+        """Provisioned concurrency on an alias: only on published versions, and not on a
+        version that has its own configuration."""
+        if LATEST in alias.versions:
+            raise InvalidParameterValue(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+            )
+        if any(version in self.provisioned for version in alias.versions):
+            raise ResourceConflict(
+                "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version"
+            )
+
+    def provisioned_targets(self) -> dict[str, int]:
+        """The provisioned environments each published version should keep."""
+        targets = dict.fromkeys(self.versions, 0)
+        for qualifier, requested in self.provisioned.items():
+            alias = self.aliases.get(qualifier)
+            shares = alias.shares(requested) if alias is not None else {qualifier: requested}
+            for version, n in shares.items():
+                if version in targets:
+                    targets[version] += n
+        return targets
+
+    def total_provisioned(self) -> int:
+        return sum(self.provisioned.values())

@@ -113,7 +113,11 @@ async def serve(
     events stay in the store. A second signal exits at once."""
     data_dir = data_dir_for(template, server_config)
     server_config = server_config.replace(data_dir=data_dir)
-    scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config, data_dir))
+    scheduler = Scheduler(
+        template.functions,
+        config=settings_for(template, scheduler_config, data_dir),
+        after_start=template.publications.apply,
+    )
     app = init_app(
         scheduler, server_config, event_configs=template.event_configs, dead_letters=template.dead_letters
     )

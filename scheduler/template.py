@@ -8,7 +8,8 @@ Reads ``AWS::Serverless::Function`` and ``AWS::Lambda::Function`` (Handler, Code
 Runtime, MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions,
 ProvisionedConcurrencyConfig, EphemeralStorage, FunctionName, Layers, Description,
 EventInvokeConfig with DestinationConfig, DeadLetterQueue / DeadLetterConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
-whose ``python/`` is importable, as ``/opt/python`` on Lambda) and ``AWS::Lambda::EventInvokeConfig``.
+whose ``python/`` is importable, as ``/opt/python`` on Lambda) and ``AWS::Lambda::EventInvokeConfig``;
+``AWS::Lambda::Version``, ``AWS::Lambda::Alias`` and ``AutoPublishAlias`` are template_versions.py's.
 Every other resource is skipped with a note. A value the scheduler needs but cannot resolve is a
 :class:`TemplateError` naming the resource and property; an environment variable that cannot be
 resolved is left unset, with a note.
@@ -27,6 +28,8 @@ from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
 from .errors import ConfigError, InvalidParameterValue, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
 from .events.destinations import DestinationKind, dead_letter_target, kind_of
+from .template_versions import TYPES as VERSION_TYPES
+from .template_versions import VERSION, PublicationReader, Publications, VersionRef
 
 __all__ = ["Template", "TemplateError", "load_template"]
 
@@ -48,6 +51,8 @@ class Template:
     dead_letters: dict[str, str] = field(default_factory=dict)
     # What was skipped or left out, one sentence each (also logged).
     notes: list[str] = field(default_factory=list)
+    # Versions and aliases to publish once the scheduler runs (Scheduler(after_start=...apply)).
+    publications: Publications = field(default_factory=Publications)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class _Reader:
             "AWS::NotificationARNs": [],
         }
         self.resolver = Resolver(self.data, parameters, pseudo, self._ref, self._get_att)
+        self.publications = PublicationReader(self.resolver, lambda: set(self.names.values()), self.note)
         globals_ = self.data.get("Globals") or {}
         function_globals = globals_.get("Function") if isinstance(globals_, dict) else None
         self.globals: dict[str, Any] = function_globals if isinstance(function_globals, dict) else {}
@@ -102,6 +108,8 @@ class _Reader:
             return None
         if resource.get("Type") in LAYER_TYPES:
             return _LayerRef(logical_id)
+        if resource.get("Type") == VERSION:
+            return VersionRef(logical_id)  # where a version is expected, its number once published
         if logical_id not in self._noted_refs:
             self._noted_refs.add(logical_id)
             self.note(f"!Ref {logical_id} ({resource.get('Type')}) stands for its logical ID locally")
@@ -110,6 +118,9 @@ class _Reader:
     def _get_att(self, logical_id: str, attribute: str) -> Any | None:
         if logical_id in self.names and attribute == "Arn":
             return self.settings.function_arn(self.names[logical_id])
+        resource = self.resources.get(logical_id)
+        if isinstance(resource, dict) and resource.get("Type") == VERSION and attribute == "Version":
+            return VersionRef(logical_id)
         return None
 
     # --- the template ---------------------------------------------------------------------
@@ -142,8 +153,11 @@ class _Reader:
             kind = resource["Type"]
             if kind == EVENT_INVOKE_CONFIG:
                 self._event_invoke_resource(logical_id, resource)
+            elif kind in VERSION_TYPES:
+                self.publications.read(logical_id, resource)
             elif kind not in FUNCTION_TYPES and kind not in LAYER_TYPES:
                 self.note(f"skipped resource {logical_id} ({kind}): only functions and their layers are served")
+        self.result.publications = self.publications.result
         return self.result
 
     def _properties(self, logical_id: str, resource: dict[str, Any]) -> dict[str, Any]:
@@ -194,8 +208,10 @@ class _Reader:
             "timeout_s": self._int(logical_id, props, "Timeout", 3, 1, MAX_TIMEOUT_S),
             "environment": self._environment(logical_id, props),
             "layers": self._layers(logical_id, props),
-            "provisioned_concurrency": self._provisioned(logical_id, props),
         }
+        provisioned = self._provisioned(logical_id, props)
+        alias = self._auto_publish_alias(logical_id, resource, props, provisioned)
+        settings["provisioned_concurrency"] = 0 if alias else provisioned
         reserved = self._prop(logical_id, props, "ReservedConcurrentExecutions")
         if reserved is not None:
             settings["reserved_concurrency"] = _as_int(
@@ -211,7 +227,7 @@ class _Reader:
         self._event_invoke_property(logical_id, name, props)
         self._dead_letter(logical_id, name, resource, props)
         try:
-            return FunctionConfig(
+            config = FunctionConfig(
                 name=name,
                 handler=handler,
                 runtime=runtime,
@@ -220,6 +236,24 @@ class _Reader:
             )
         except ConfigError as exc:
             raise TemplateError(f"resource {logical_id}: {exc.message}") from None
+        if alias:
+            self.publications.auto_publish(logical_id, name, alias, provisioned)
+        return config
+
+    def _auto_publish_alias(
+        self, logical_id: str, resource: dict[str, Any], props: dict[str, Any], provisioned: int
+    ) -> str | None:
+        """SAM's AutoPublishAlias (a version and an alias on it, which takes the function's
+        provisioned concurrency); without one, provisioned concurrency stays on $LATEST."""
+        alias = self._prop(logical_id, props, "AutoPublishAlias") if resource["Type"] == SERVERLESS_FUNCTION else None
+        if alias is not None and (not isinstance(alias, str) or not alias or alias.isdigit()):
+            raise TemplateError(f"{where(logical_id, 'AutoPublishAlias')}: must be an alias name, got {alias!r}")
+        if provisioned and not alias:
+            self.note(
+                f"function {logical_id}: its ProvisionedConcurrencyConfig applies to $LATEST here; "
+                "Lambda needs an alias for it (AutoPublishAlias)"
+            )
+        return alias
 
     def _int(self, logical_id: str, props: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
         return _as_int(self._prop(logical_id, props, name, default), where(logical_id, name), low, high)

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from scheduler.api.keys import DISPATCHER
 from scheduler.engine.versions import Alias
+from scheduler.template import load_template
 
 from .conftest import MakeScheduler, MakeServer, aws, fn, until
 from .test_api_functions import create_args, make_zip, revisions, sha256_b64
@@ -387,3 +388,43 @@ async def test_engine_versions_have_their_own_pools(make_scheduler: MakeSchedule
     assert s.status("ctx").count() == 0
     s.remove_function("ctx")
     assert "ctx" not in s.functions
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+VERSIONS_TEMPLATE = Path(__file__).parent / "templates" / "versions" / "template.yaml"
+
+
+def test_template_versions_and_aliases_are_read() -> None:
+    template = load_template(VERSIONS_TEMPLATE)
+    functions = {f.name: f for f in template.functions}
+    # With AutoPublishAlias the provisioned concurrency is the alias's; without, $LATEST's.
+    assert (functions["site"].provisioned_concurrency, functions["warm"].provisioned_concurrency) == (0, 1)
+    assert any("warm" not in note and "Warm" in note and "AutoPublishAlias" in note for note in template.notes)
+    versions = template.publications.versions
+    assert [(v.function, v.description) for v in versions] == [("site", None), ("worker", "first release")]
+    aliases = {a.name: a for a in template.publications.aliases}
+    assert (aliases["live"].function, aliases["live"].provisioned) == ("site", 1)
+    assert (aliases["prod"].function, aliases["prod"].description) == ("worker", "production")
+    assert aliases["edge"].version == "$LATEST"
+
+
+async def test_template_versions_and_aliases_are_served(make_server: MakeServer) -> None:
+    template = load_template(VERSIONS_TEMPLATE)
+    served = await make_server(*template.functions, after_start=template.publications.apply)
+    client = served.client()
+    await asyncio.wait_for(asyncio.shield(served.scheduler.describe("site", "live").provisioned_settled), 30)
+    answer = await aws(client.invoke, FunctionName="site", Qualifier="live")
+    assert answer["ExecutedVersion"] == "1"
+    assert json.loads(answer["Payload"])["environ"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
+    ready = await aws(client.get_provisioned_concurrency_config, FunctionName="site", Qualifier="live")
+    assert ready["RequestedProvisionedConcurrentExecutions"] == 1 and ready["Status"] == "READY"
+    aliases = await aws(client.list_aliases, FunctionName="worker")
+    assert [(a["Name"], a["FunctionVersion"]) for a in aliases["Aliases"]] == [("edge", "$LATEST"), ("prod", "1")]
+    version = await aws(client.get_function_configuration, FunctionName="worker", Qualifier="prod")
+    assert (version["Version"], version["Description"]) == ("1", "first release")
+    dumped = json.loads((await aws(client.invoke, FunctionName="worker:prod"))["Payload"])
+    assert (dumped["function_version"], dumped["invoked_function_arn"]) == ("1", ARN + "worker:prod")
+    # A template's $LATEST keeps its provisioned concurrency.
+    warm = await aws(client.get_provisioned_concurrency_config, FunctionName="warm", Qualifier="$LATEST")
+    assert warm["RequestedProvisionedConcurrentExecutions"] == 1

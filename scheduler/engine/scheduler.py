@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Self
 
@@ -144,6 +144,7 @@ class Scheduler:
         observers: Iterable[Observer] = (),
         keep_alive_policy: KeepAlivePolicy | None = None,
         routing_rng: random.Random | None = None,
+        after_start: Callable[[Scheduler], None] | None = None,
         **settings: Any,
     ) -> None:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
@@ -156,6 +157,8 @@ class Scheduler:
         self._initial = list(functions)
         # Draws for weighted aliases; a seeded one makes a test's split reproducible.
         self._routing = routing_rng or random.Random()
+        # Run once the initial functions are in: a template's versions and aliases are published.
+        self._after_start = after_start
         self._functions: dict[str, FunctionState] = {}
         self._retired_pools: set[Pool] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -196,6 +199,8 @@ class Scheduler:
         try:
             for config in self._initial:
                 provisioning += self._add(config)
+            if self._after_start is not None:
+                self._after_start(self)
         except BaseException:
             await self.stop()
             raise

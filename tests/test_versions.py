@@ -13,8 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.api.keys import DISPATCHER
 from scheduler.engine.versions import Alias
@@ -428,3 +430,25 @@ async def test_template_versions_and_aliases_are_served(make_server: MakeServer)
     # A template's $LATEST keeps its provisioned concurrency.
     warm = await aws(client.get_provisioned_concurrency_config, FunctionName="warm", Qualifier="$LATEST")
     assert warm["RequestedProvisionedConcurrentExecutions"] == 1
+
+
+async def test_metrics_tell_versions_apart(make_server: MakeServer) -> None:
+    served = await make_server(fn("echo", "basic.echo"))
+    client = served.client()
+    await aws(client.publish_version, FunctionName="echo")
+    await aws(client.invoke, FunctionName="echo", Qualifier="1")
+    await aws(client.invoke, FunctionName="echo")
+    async with aiohttp.ClientSession() as http, http.get(f"{served.url}/metrics") as response:
+        text = await response.text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def environments(name: str, **labels: str) -> float:
+        return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+    assert environments("lambda_version_environments", function="echo", version="1") == 1
+    assert environments("lambda_version_environments", function="echo", version="$LATEST") == 1
+    assert environments("lambda_environments", function="echo") == 2  # the function, every version

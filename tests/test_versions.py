@@ -18,11 +18,12 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.api.keys import DISPATCHER
+from scheduler.api.keys import DISPATCHER, EVENT_QUEUE
+from scheduler.config import ServerConfig
 from scheduler.engine.versions import Alias
 from scheduler.template import load_template
 
-from .conftest import MakeScheduler, MakeServer, aws, fn, until
+from .conftest import FAST_EVENTS, MakeScheduler, MakeServer, aws, fn, until
 from .test_api_functions import create_args, make_zip, revisions, sha256_b64
 
 HANDLER = """
@@ -452,3 +453,31 @@ async def test_metrics_tell_versions_apart(make_server: MakeServer) -> None:
     assert environments("lambda_version_environments", function="echo", version="1") == 1
     assert environments("lambda_version_environments", function="echo", version="$LATEST") == 1
     assert environments("lambda_environments", function="echo") == 2  # the function, every version
+
+
+async def test_event_through_an_alias_follows_its_config(make_server: MakeServer, tmp_path: Path) -> None:
+    """An Event invocation through an alias runs on the alias's version, under the alias's
+    event-invoke config; its destination record names the alias and the version that ran."""
+    data = tmp_path / "data"
+    config = ServerConfig(code_store_dir=tmp_path / "code-store", data_dir=data, **FAST_EVENTS)
+    served = await make_server(fn("echo", "basic.echo"), server_config=config)
+    client = served.client()
+    await aws(client.publish_version, FunctionName="echo")
+    await aws(client.create_alias, FunctionName="echo", Name="live", FunctionVersion="1")
+    queue = "arn:aws:sqs:us-east-1:123456789012:live-successes"
+    await aws(
+        client.put_function_event_invoke_config,
+        FunctionName="echo",
+        Qualifier="live",
+        DestinationConfig={"OnSuccess": {"Destination": queue}},
+    )
+    sent = await aws(client.invoke, FunctionName="echo", Qualifier="live", InvocationType="Event", Payload=b'{"n": 1}')
+    await aws(client.invoke, FunctionName="echo", InvocationType="Event", Payload=b'{"n": 2}')  # no destination
+    sink = data / "destinations" / "arn_aws_sqs_us-east-1_123456789012_live-successes.jsonl"
+    await until(lambda: sink.exists() and sink.read_text().count("\n") == 1)
+    await until(lambda: served.app[EVENT_QUEUE].succeeded == 2)
+    [record] = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert record["requestContext"]["requestId"] == sent["ResponseMetadata"]["RequestId"]
+    assert record["requestContext"]["functionArn"] == ARN + "echo:live"
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "1"}
+    assert record["requestPayload"] == {"n": 1}

@@ -230,6 +230,7 @@ class EventDispatcher:
     async def _finished(self, event: Event, result: InvocationResult) -> None:
         invocation_log.emit(result)
         event.response, event.error_type = result.payload, result.error_type
+        event.executed_version = result.version
         config = self.config_for(event.function_name, event.qualifier)
         if result.error_type is None:
             await self.queue.ack(event)
@@ -321,7 +322,15 @@ class EventDispatcher:
             response=event.response,
             function_error=event.error_type is not None,
             now=time.time(),
+            executed_version=event.executed_version or self._version_of(event),
         )
+
+    def _version_of(self, event: Event) -> str:
+        """The version the event's qualifier names now (for an event that ran before a restart)."""
+        try:
+            return self.scheduler.describe(event.function_name, event.qualifier).version
+        except SchedulerError:
+            return "$LATEST"
 
     async def _send(self, arn: str, record: dict[str, Any]) -> None:
         """Deliver a record to a destination; a failure is counted and logged, never raised."""

@@ -97,6 +97,9 @@ class Event:
     # what a destination record or a dead letter reports once the event is given up.
     response: bytes | None = None
     error_type: str | None = None
+    # The version the last attempt ran on (an alias resolves to one); kept in memory only: after
+    # a restart the record names the version the qualifier resolves to then.
+    executed_version: str | None = None
 
     @property
     def age_s(self) -> float:

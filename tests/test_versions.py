@@ -83,9 +83,11 @@ async def test_publish_list_and_invoke_a_version(make_server: MakeServer) -> Non
     )
     assert published["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert (published["Version"], published["FunctionArn"], published["Description"]) == ("2", ARN + "pub:2", "second")
-    # Nothing changed since: Lambda gives back the last version.
+    # Nothing changed since: Lambda gives back the last version; the same zip again is no change.
     again = await aws(client.publish_version, FunctionName="pub")
     assert (again["Version"], again["RevisionId"]) == ("2", published["RevisionId"])
+    await aws(client.update_function_code, FunctionName="pub", ZipFile=v2)
+    assert (await aws(client.publish_version, FunctionName="pub"))["Version"] == "2"
 
     listed = await aws(client.list_versions_by_function, FunctionName="pub")
     assert [v["Version"] for v in listed["Versions"]] == ["$LATEST", "1", "2"]

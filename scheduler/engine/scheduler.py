@@ -120,6 +120,19 @@ class FunctionsView(Mapping[str, FunctionStatus]):
         return len(self._functions)
 
 
+def _fingerprint(config: FunctionConfig, code_digest: str | None) -> tuple[object, ...]:
+    """What makes a published version differ from another: its settings but the limits, and
+    its code — by digest when known (the same zip uploaded again is the same code)."""
+    settings = tuple(
+        (name, getattr(config, name)) for name in config.__dataclass_fields__ if name not in _UNVERSIONED_FIELDS
+    )
+    return (*settings, code_digest or str(config.code_dir))
+
+
+# Not part of what a version is: the limits, and the folder the code happens to be in.
+_UNVERSIONED_FIELDS = _LIMIT_FIELDS | {"code_dir"}
+
+
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes):
         return payload
@@ -433,7 +446,7 @@ class Scheduler:
         fn = self.get_function(name)
         # Limits are not part of a version: provisioned concurrency is configured per version.
         snapshot = fn.config.replace(provisioned_concurrency=0)
-        fingerprint = (snapshot.replace(code_dir=fn.config.code_dir), code_digest or str(fn.config.code_dir))
+        fingerprint = _fingerprint(snapshot, code_digest)
         last = fn.versions.last()
         if last is not None and last.fingerprint == fingerprint:
             return fn.status(last)

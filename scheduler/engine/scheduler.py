@@ -26,10 +26,8 @@ from .. import arn
 from ..config import FunctionConfig, SchedulerConfig
 from ..errors import (
     FunctionNotFound,
-    InvalidParameterValue,
     RequestTooLarge,
     ResourceConflict,
-    ResourceNotFound,
     SchedulerClosed,
     Throttled,
 )
@@ -41,9 +39,9 @@ from .keepalive import KeepAlivePolicy, make_policy
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
-from .status import FunctionStatus, ProvisionedStatus, provisioned_state
+from .status import FunctionStatus, ProvisionedStatus
 from .stops import StopReason
-from .versions import LATEST, Alias, PublishedVersion, QualifierKind, Versions, check_weights
+from .versions import LATEST, Alias, PublishedVersion, QualifierKind, Versions, check_room
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -70,7 +68,7 @@ class FunctionState:
         self.admission = admission
         self.arn = arn_
         self.incarnation = next(_incarnations)
-        self.versions = Versions()
+        self.versions = Versions(lambda qualifier: f"{arn_}:{qualifier}")
 
     def status(self, target: Target | None = None) -> FunctionStatus:
         """A snapshot of ``$LATEST`` or of one published version (``target``)."""
@@ -377,35 +375,18 @@ class Scheduler:
     def set_provisioned_concurrency(self, name: str, value: int, qualifier: str | None = None) -> None:
         """Provisioned concurrency of ``$LATEST`` (no qualifier: the template's and the Python
         API's way, which Lambda does not have) or of a published version or alias (0 removes
-        that configuration)."""
+        that configuration). All of it counts against the function's reserved concurrency."""
         fn = self.get_function(name)
+        reserved = fn.admission.reserved
+        room = None if reserved is None else reserved - fn.config.provisioned_concurrency - fn.versions.total_provisioned()
         if QualifierKind.of(qualifier) is QualifierKind.LATEST:
-            self._check_provisioned_total(fn, value - fn.config.provisioned_concurrency)
+            check_room(value - fn.config.provisioned_concurrency, room)
             self.update_function(fn.config.replace(provisioned_concurrency=value))
             return
         assert qualifier is not None
         self.resolve(name, qualifier)  # a version or alias that does not exist is not found
-        configs = fn.versions.provisioned
-        if value:
-            alias = fn.versions.aliases.get(qualifier)
-            if alias is not None:
-                fn.versions.check_alias_provisioned(alias)
-            self._check_provisioned_total(fn, value - configs.get(qualifier, 0))
-            configs[qualifier] = value
-        else:
-            configs.pop(qualifier, None)
+        fn.versions.set_provisioned(qualifier, value, room)
         self._apply_provisioned(fn)
-
-    def _check_provisioned_total(self, fn: FunctionState, increase: int) -> None:
-        """Provisioned concurrency counts against the function's reserved concurrency, across
-        every version and alias, and may not exceed it."""
-        reserved = fn.admission.reserved
-        total = fn.config.provisioned_concurrency + fn.versions.total_provisioned() + increase
-        if reserved is not None and increase > 0 and total > reserved:
-            raise InvalidParameterValue(
-                "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution "
-                "for function"
-            )
 
     def _apply_provisioned(self, fn: FunctionState) -> None:
         for version, target in fn.versions.provisioned_targets().items():
@@ -417,17 +398,7 @@ class Scheduler:
         """The provisioned-concurrency configuration of one version or alias, as Lambda reports
         it (None: there is none); for ``$LATEST``, FunctionStatus.provisioned says it."""
         fn = self.resolve(name, qualifier, action="lambda:GetProvisionedConcurrencyConfig")
-        requested = fn.versions.provisioned.get(qualifier)
-        if requested is None:
-            return None
-        alias = fn.versions.aliases.get(qualifier)
-        versions = alias.versions if alias is not None else (qualifier,)
-        statuses = [fn.status(fn.versions.versions[v]).provisioned for v in versions]
-        allocated = min(requested, sum(p.allocated for p in statuses))
-        starting = sum(p.starting for p in statuses)
-        reason = next((p.reason for p in statuses if p.reason is not None), None)
-        state = provisioned_state(requested, allocated, starting, reason)
-        return ProvisionedStatus(requested, allocated, starting, sum(p.busy for p in statuses), state, reason)
+        return fn.versions.provisioned_status(qualifier, lambda version: fn.status(version).provisioned)
 
     def provisioned_qualifiers(self, name: str) -> list[str]:
         """The versions and aliases that have a provisioned-concurrency configuration."""
@@ -453,9 +424,9 @@ class Scheduler:
         if description is not None:
             snapshot = snapshot.replace(description=description)
         number = fn.versions.take_number()
-        arn_ = self.settings.function_arn(name, number)
-        published = PublishedVersion(number, snapshot, Pool(ctx, snapshot, number), arn_, fingerprint)
-        published.pool.provisioned_target = 0
+        published = PublishedVersion(
+            number, snapshot, Pool(ctx, snapshot, number), self.settings.function_arn(name, number), fingerprint
+        )
         fn.versions.versions[number] = published
         self.isolation.set_function(f"{name}:{number}", snapshot)
         return fn.status(published)
@@ -485,28 +456,15 @@ class Scheduler:
         return [fn.status(), *(fn.status(v) for v in fn.versions)]
 
     def put_alias(self, name: str, alias: Alias, *, create: bool) -> Alias:
-        """Create (``create``) or replace an alias, checked as Lambda checks one."""
+        """Create (``create``) or replace an alias, checked as Lambda checks one; provisioned
+        concurrency configured on it follows it to its new version."""
         fn = self.get_function(name)
-        existing = fn.versions.aliases.get(alias.name)
-        if create and existing is not None:
-            raise ResourceConflict(f"Alias already exists: {self.settings.function_arn(name, alias.name)}")
-        if not create and existing is None:
-            raise self._alias_not_found(name, alias.name)
-        check_weights(alias.function_version, alias.weights)
-        for version in alias.versions:
-            if version != LATEST and version not in fn.versions.versions:
-                raise FunctionNotFound(self.settings.function_arn(name, version))
-        if alias.name in fn.versions.provisioned:
-            fn.versions.check_alias_provisioned(alias)
-        fn.versions.aliases[alias.name] = alias
+        fn.versions.put_alias(alias, create=create)
         self._apply_provisioned(fn)
         return alias
 
     def alias(self, name: str, alias_name: str) -> Alias:
-        found = self.get_function(name).versions.aliases.get(alias_name)
-        if found is None:
-            raise self._alias_not_found(name, alias_name)
-        return found
+        return self.get_function(name).versions.alias(alias_name)
 
     def aliases(self, name: str) -> list[Alias]:
         fn = self.get_function(name)
@@ -516,12 +474,8 @@ class Scheduler:
         """Delete an alias, with its provisioned-concurrency configuration. Lambda answers
         success for an alias that does not exist."""
         fn = self.get_function(name)
-        if fn.versions.aliases.pop(alias_name, None) is not None:
-            fn.versions.provisioned.pop(alias_name, None)
+        if fn.versions.delete_alias(alias_name):
             self._apply_provisioned(fn)
-
-    def _alias_not_found(self, name: str, alias_name: str) -> ResourceNotFound:
-        return ResourceNotFound(f"Cannot find alias arn: {self.settings.function_arn(name, alias_name)}")
 
     # --- invoke ---------------------------------------------------------------------------
 
@@ -533,32 +487,14 @@ class Scheduler:
         ref = arn.parse(function_name, qualifier)
         arn.check_reachable(ref, self.settings.region, self.settings.account_id, action)
         fn = self._functions.get(ref.name)
-        if fn is None or not self._names(fn, ref.qualifier):
+        if fn is None or not fn.versions.names(ref.qualifier):
             raise FunctionNotFound(self.settings.function_arn(ref.name, ref.qualifier))
         return fn
-
-    @staticmethod
-    def _names(fn: FunctionState, qualifier: str | None) -> bool:
-        """Whether ``qualifier`` names $LATEST, a published version or an alias of ``fn``."""
-        kind = QualifierKind.of(qualifier)
-        if kind is QualifierKind.LATEST:
-            return True
-        registry = fn.versions.versions if kind is QualifierKind.VERSION else fn.versions.aliases
-        return qualifier in registry
 
     def _target(self, fn: FunctionState, qualifier: str | None, *, route: bool) -> Target:
         """What an invocation (``route``: an alias's weights are drawn) or a read of
         ``qualifier`` gets: $LATEST or a published version."""
-        kind = QualifierKind.of(qualifier)
-        if kind is QualifierKind.LATEST:
-            return fn
-        assert qualifier is not None
-        if kind is QualifierKind.ALIAS:
-            alias = fn.versions.aliases[qualifier]
-            qualifier = alias.pick(self._routing.random()) if route else alias.function_version
-            if qualifier == LATEST:
-                return fn
-        return fn.versions.versions[qualifier]
+        return fn.versions.target(qualifier, self._routing.random() if route else None) or fn
 
     def reference(self, function_name: str, qualifier: str | None = None) -> tuple[FunctionState, str | None]:
         """The function and the qualifier a name (with or without one) gives, checked."""

@@ -17,12 +17,13 @@ covers every version; provisioned concurrency is configured per version or alias
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import FunctionConfig
-from ..errors import InvalidParameterValue, ResourceConflict, constraint_violation
+from ..errors import FunctionNotFound, InvalidParameterValue, ResourceConflict, ResourceNotFound, constraint_violation
+from .status import ProvisionedStatus, provisioned_state
 
 if TYPE_CHECKING:
     from .pool import Pool
@@ -122,12 +123,22 @@ def check_weights(function_version: str, weights: Mapping[str, float]) -> None:
             raise InvalidParameterValue("$LATEST is not supported for an alias pointing to more than 1 version")
 
 
+def check_room(increase: int, room: int | None) -> None:
+    """Provisioned concurrency may not exceed the function's reserved concurrency, in all."""
+    if room is not None and increase > 0 and increase > room:
+        raise InvalidParameterValue(
+            "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function"
+        )
+
+
 class Versions:
-    """A function's published versions, aliases and provisioned-concurrency configurations."""
+    """A function's published versions, aliases and provisioned-concurrency configurations,
+    and Lambda's rules for them. ``arn_of(qualifier)`` names what an error is about."""
 
-    __slots__ = ("_next", "aliases", "provisioned", "versions")
+    __slots__ = ("_next", "aliases", "arn_of", "provisioned", "versions")
 
-    def __init__(self) -> None:
+    def __init__(self, arn_of: Callable[[str], str]) -> None:
+        self.arn_of = arn_of
         self.versions: dict[str, PublishedVersion] = {}
         self.aliases: dict[str, Alias] = {}
         # ProvisionedConcurrentExecutions configured per qualifier (a version or an alias).
@@ -145,6 +156,60 @@ class Versions:
         number = str(self._next)
         self._next += 1
         return number
+
+    def names(self, qualifier: str | None) -> bool:
+        """Whether ``qualifier`` names $LATEST, a published version or an alias."""
+        kind = QualifierKind.of(qualifier)
+        if kind is QualifierKind.LATEST:
+            return True
+        return qualifier in (self.versions if kind is QualifierKind.VERSION else self.aliases)
+
+    def target(self, qualifier: str | None, draw: float | None) -> PublishedVersion | None:
+        """The published version ``qualifier`` names (None: $LATEST). An alias gives its
+        FunctionVersion, or, with ``draw`` (uniform in [0, 1): an invocation), its pick."""
+        kind = QualifierKind.of(qualifier)
+        if kind is QualifierKind.ALIAS:
+            assert qualifier is not None
+            alias = self.aliases[qualifier]
+            qualifier = alias.function_version if draw is None else alias.pick(draw)
+            kind = QualifierKind.of(qualifier)
+        if kind is QualifierKind.LATEST:
+            return None
+        assert qualifier is not None
+        return self.versions[qualifier]
+
+    # --- aliases ----------------------------------------------------------------------------
+
+    def put_alias(self, alias: Alias, *, create: bool) -> None:
+        """Create (``create``) or replace an alias, refused as Lambda refuses one."""
+        existing = self.aliases.get(alias.name)
+        if create and existing is not None:
+            raise ResourceConflict(f"Alias already exists: {self.arn_of(alias.name)}")
+        if not create and existing is None:
+            raise self._alias_not_found(alias.name)
+        check_weights(alias.function_version, alias.weights)
+        for version in alias.versions:
+            if version != LATEST and version not in self.versions:
+                raise FunctionNotFound(self.arn_of(version))
+        if alias.name in self.provisioned:
+            self.check_alias_provisioned(alias)
+        self.aliases[alias.name] = alias
+
+    def alias(self, name: str) -> Alias:
+        found = self.aliases.get(name)
+        if found is None:
+            raise self._alias_not_found(name)
+        return found
+
+    def delete_alias(self, name: str) -> bool:
+        """Remove an alias and its provisioned concurrency; False if there was none."""
+        if self.aliases.pop(name, None) is None:
+            return False
+        self.provisioned.pop(name, None)
+        return True
+
+    def _alias_not_found(self, name: str) -> ResourceNotFound:
+        return ResourceNotFound(f"Cannot find alias arn: {self.arn_of(name)}")
 
     def referencing(self, version: str) -> list[str]:
         """The aliases that route to ``version``."""
@@ -182,3 +247,32 @@ class Versions:
 
     def total_provisioned(self) -> int:
         return sum(self.provisioned.values())
+
+    def set_provisioned(self, qualifier: str, value: int, room: int | None) -> None:
+        """Configure (``value`` > 0) or remove provisioned concurrency on a version or alias;
+        ``room``: what the function's reserved concurrency leaves for it (None: no limit)."""
+        if not value:
+            self.provisioned.pop(qualifier, None)
+            return
+        alias = self.aliases.get(qualifier)
+        if alias is not None:
+            self.check_alias_provisioned(alias)
+        check_room(value - self.provisioned.get(qualifier, 0), room)
+        self.provisioned[qualifier] = value
+
+    def provisioned_status(
+        self, qualifier: str, status_of: Callable[[PublishedVersion], ProvisionedStatus]
+    ) -> ProvisionedStatus | None:
+        """A version's or alias's configuration as Lambda reports it: what its version(s)
+        allocated, up to what it requested (None: it has none)."""
+        requested = self.provisioned.get(qualifier)
+        if requested is None:
+            return None
+        alias = self.aliases.get(qualifier)
+        names = alias.versions if alias is not None else (qualifier,)
+        statuses = [status_of(self.versions[name]) for name in names]
+        allocated = min(requested, sum(p.allocated for p in statuses))
+        starting = sum(p.starting for p in statuses)
+        reason = next((p.reason for p in statuses if p.reason is not None), None)
+        state = provisioned_state(requested, allocated, starting, reason)
+        return ProvisionedStatus(requested, allocated, starting, sum(p.busy for p in statuses), state, reason)

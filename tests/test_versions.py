@@ -24,6 +24,8 @@ from scheduler.engine.versions import Alias
 from scheduler.template import load_template
 
 from .conftest import FAST_EVENTS, MakeScheduler, MakeServer, aws, fn, until
+from .procs import wait_gone, zygote_family
+from .serving import Server
 from .test_api_functions import create_args, make_zip, revisions, sha256_b64
 
 HANDLER = """
@@ -483,3 +485,24 @@ async def test_event_through_an_alias_follows_its_config(make_server: MakeServer
     assert record["requestContext"]["functionArn"] == ARN + "echo:live"
     assert record["responseContext"] == {"statusCode": 200, "executedVersion": "1"}
     assert record["requestPayload"] == {"n": 1}
+
+
+@pytest.mark.timeout(120)
+async def test_serve_publishes_a_templates_versions(tmp_path: Path) -> None:
+    """``lambda-scheduler serve`` on the template, driven by the AWS CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_SCHEDULER_", "AWS_"))}
+    args = [str(VERSIONS_TEMPLATE), "--port", "0", "--data-dir", str(tmp_path / "data")]
+    args += ["--code-store-dir", str(tmp_path / "store"), "--log-level", "warning"]
+    server = await asyncio.to_thread(Server, args, env, tmp_path / "stderr")
+    try:
+        out = tmp_path / "out.json"
+        result = await aws_cli(server.url, "invoke", "--function-name", "site", "--qualifier", "live", str(out))
+        assert result["ExecutedVersion"] == "1"
+        assert json.loads(out.read_text())["environ"]["AWS_LAMBDA_FUNCTION_VERSION"] == "1"
+        aliases = await aws_cli(server.url, "list-aliases", "--function-name", "worker")
+        assert [a["Name"] for a in aliases["Aliases"]] == ["edge", "prod"]
+        assert await asyncio.to_thread(server.stop) == 0
+    finally:
+        await asyncio.to_thread(server.close)
+    leftover = wait_gone(zygote_family(owner=server.process.pid), timeout=5.0)
+    assert not leftover, f"processes left behind: {sorted(leftover)}"

@@ -387,6 +387,7 @@ async def test_engine_versions_have_their_own_pools(make_scheduler: MakeSchedule
     assert s.describe("ctx", "1").config.memory_mb == 128
     result = await s.invoke("ctx", b"{}", qualifier="1")
     assert result.version == "1" and json.loads(result.payload)["memory_limit_in_mb"] == "128"
+    assert f"START RequestId: {result.request_id} Version: 1\n" in result.log
     s.put_alias("ctx", Alias("live", "1", {"2": 1.0}), create=True)
     routed = await s.invoke("ctx:live", b"{}")
     assert routed.version == "2" and json.loads(routed.payload)["invoked_function_arn"] == ARN + "ctx:live"

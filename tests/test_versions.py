@@ -199,7 +199,7 @@ async def test_aliases_and_weighted_routing(make_server: MakeServer) -> None:
     page = await aws(client.list_aliases, FunctionName="site", MaxItems=1)
     assert [a["Name"] for a in page["Aliases"]] == ["edge"] and page["NextMarker"]
     config = await aws(client.get_function_configuration, FunctionName="site", Qualifier="live")
-    assert config["Version"] == "2"
+    assert (config["Version"], config["FunctionArn"]) == ("2", ARN + "site:live")
 
     deleted = await aws(client.delete_alias, FunctionName="site", Name="edge")
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204

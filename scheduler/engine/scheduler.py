@@ -13,6 +13,7 @@ reserved concurrency and the scaling rate are the function's, across its version
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -297,10 +298,14 @@ class Scheduler:
     def describe(
         self, function_name: str, qualifier: str | None = None, *, action: str = "lambda:GetFunction"
     ) -> FunctionStatus:
-        """:meth:`resolve`, as a snapshot of what the qualifier names (an alias: its
-        FunctionVersion): what the API reads."""
+        """:meth:`resolve`, as a snapshot of what the qualifier names: what the API reads. An
+        alias gives its FunctionVersion's, under the alias's ARN (as Lambda answers)."""
         fn = self.resolve(function_name, qualifier, action=action)
-        return fn.status(self._target(fn, arn.parse(function_name, qualifier).qualifier, route=False))
+        qualifier = arn.parse(function_name, qualifier).qualifier
+        status = fn.status(self._target(fn, qualifier, route=False))
+        if QualifierKind.of(qualifier) is QualifierKind.ALIAS:
+            status = dataclasses.replace(status, arn=f"{fn.arn}:{qualifier}")
+        return status
 
     def environments(self, name: str) -> tuple[Environment, ...]:
         """The handles of a function's current environments (for tests and diagnostics)."""

@@ -25,13 +25,7 @@ from typing import Any, Self
 
 from .. import arn
 from ..config import FunctionConfig, SchedulerConfig
-from ..errors import (
-    FunctionNotFound,
-    RequestTooLarge,
-    ResourceConflict,
-    SchedulerClosed,
-    Throttled,
-)
+from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
 from .environment import Environment, EnvState
 from .invocation import Invocation, InvocationResult
@@ -40,9 +34,10 @@ from .keepalive import KeepAlivePolicy, make_policy
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
-from .status import FunctionStatus, ProvisionedStatus
+from .status import FunctionStatus
 from .stops import StopReason
-from .versions import LATEST, Alias, PublishedVersion, QualifierKind, Versions, check_room
+from .version_ops import VersionOperations
+from .versions import LATEST, PublishedVersion, QualifierKind, Versions
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -119,19 +114,6 @@ class FunctionsView(Mapping[str, FunctionStatus]):
         return len(self._functions)
 
 
-def _fingerprint(config: FunctionConfig, code_digest: str | None) -> tuple[object, ...]:
-    """What makes a published version differ from another: its settings but the limits, and
-    its code — by digest when known (the same zip uploaded again is the same code)."""
-    settings = tuple(
-        (name, getattr(config, name)) for name in config.__dataclass_fields__ if name not in _UNVERSIONED_FIELDS
-    )
-    return (*settings, code_digest or str(config.code_dir))
-
-
-# Not part of what a version is: the limits, and the folder the code happens to be in.
-_UNVERSIONED_FIELDS = _LIMIT_FIELDS | {"code_dir"}
-
-
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes):
         return payload
@@ -142,7 +124,7 @@ def _payload_bytes(payload: object) -> bytes:
     return json.dumps(payload).encode()
 
 
-class Scheduler:
+class Scheduler(VersionOperations):
     """Runs Lambda functions in forked execution environments.
 
     ``async with Scheduler(functions=[FunctionConfig(...)]) as s: await s.invoke(name, event)``
@@ -376,111 +358,6 @@ class Scheduler:
     def set_reserved_concurrency(self, name: str, value: int | None) -> None:
         fn = self.get_function(name)
         self.update_function(fn.config.replace(reserved_concurrency=value))
-
-    def set_provisioned_concurrency(self, name: str, value: int, qualifier: str | None = None) -> None:
-        """Provisioned concurrency of ``$LATEST`` (no qualifier: the template's and the Python
-        API's way, which Lambda does not have) or of a published version or alias (0 removes
-        that configuration). All of it counts against the function's reserved concurrency."""
-        fn = self.get_function(name)
-        reserved = fn.admission.reserved
-        room = None if reserved is None else reserved - fn.config.provisioned_concurrency - fn.versions.total_provisioned()
-        if QualifierKind.of(qualifier) is QualifierKind.LATEST:
-            check_room(value - fn.config.provisioned_concurrency, room)
-            self.update_function(fn.config.replace(provisioned_concurrency=value))
-            return
-        assert qualifier is not None
-        self.resolve(name, qualifier)  # a version or alias that does not exist is not found
-        fn.versions.set_provisioned(qualifier, value, room)
-        self._apply_provisioned(fn)
-
-    def _apply_provisioned(self, fn: FunctionState) -> None:
-        for version, target in fn.versions.provisioned_targets().items():
-            pool = fn.versions.versions[version].pool
-            pool.provisioned_target = target
-            pool.ensure_provisioned()
-
-    def provisioned_concurrency(self, name: str, qualifier: str) -> ProvisionedStatus | None:
-        """The provisioned-concurrency configuration of one version or alias, as Lambda reports
-        it (None: there is none); for ``$LATEST``, FunctionStatus.provisioned says it."""
-        fn = self.resolve(name, qualifier, action="lambda:GetProvisionedConcurrencyConfig")
-        return fn.versions.provisioned_status(qualifier, lambda version: fn.status(version).provisioned)
-
-    def provisioned_qualifiers(self, name: str) -> list[str]:
-        """The versions and aliases that have a provisioned-concurrency configuration."""
-        return sorted(self.get_function(name).versions.provisioned)
-
-    # --- versions and aliases -------------------------------------------------------------
-
-    def publish_version(
-        self, name: str, *, description: str | None = None, code_digest: str | None = None
-    ) -> FunctionStatus:
-        """Publish ``$LATEST`` as the next version: a frozen snapshot with its own pool. If
-        nothing changed since the last version was published, that version is returned, as
-        Lambda does (``code_digest`` — the code's CodeSha256 — compares code by content rather
-        than by folder)."""
-        ctx = self._require_running()
-        fn = self.get_function(name)
-        # Limits are not part of a version: provisioned concurrency is configured per version.
-        snapshot = fn.config.replace(provisioned_concurrency=0)
-        fingerprint = _fingerprint(snapshot, code_digest)
-        last = fn.versions.last()
-        if last is not None and last.fingerprint == fingerprint:
-            return fn.status(last)
-        if description is not None:
-            snapshot = snapshot.replace(description=description)
-        number = fn.versions.take_number()
-        published = PublishedVersion(
-            number, snapshot, Pool(ctx, snapshot, number), self.settings.function_arn(name, number), fingerprint
-        )
-        fn.versions.versions[number] = published
-        self.isolation.set_function(f"{name}:{number}", snapshot)
-        return fn.status(published)
-
-    def delete_version(self, name: str, version: str) -> FunctionStatus:
-        """Delete one published version (refused while an alias routes to it); its
-        environments shut down, those running finish first. Returns its last snapshot."""
-        fn = self.get_function(name)
-        published = fn.versions.versions.get(version)
-        if published is None:
-            raise FunctionNotFound(self.settings.function_arn(name, version))
-        fn.versions.check_deletable(version)
-        status = fn.status(published)
-        self._retire_version(fn, version)
-        return status
-
-    def _retire_version(self, fn: FunctionState, version: str) -> None:
-        published = fn.versions.versions.pop(version)
-        fn.versions.provisioned.pop(version, None)
-        self.isolation.set_function(f"{fn.name}:{version}", None)
-        published.pool.retire_all()
-        self._retired_pools.add(published.pool)
-
-    def versions(self, name: str) -> list[FunctionStatus]:
-        """``$LATEST`` and then every published version, oldest first."""
-        fn = self.get_function(name)
-        return [fn.status(), *(fn.status(v) for v in fn.versions)]
-
-    def put_alias(self, name: str, alias: Alias, *, create: bool) -> Alias:
-        """Create (``create``) or replace an alias, checked as Lambda checks one; provisioned
-        concurrency configured on it follows it to its new version."""
-        fn = self.get_function(name)
-        fn.versions.put_alias(alias, create=create)
-        self._apply_provisioned(fn)
-        return alias
-
-    def alias(self, name: str, alias_name: str) -> Alias:
-        return self.get_function(name).versions.alias(alias_name)
-
-    def aliases(self, name: str) -> list[Alias]:
-        fn = self.get_function(name)
-        return [fn.versions.aliases[a] for a in sorted(fn.versions.aliases)]
-
-    def delete_alias(self, name: str, alias_name: str) -> None:
-        """Delete an alias, with its provisioned-concurrency configuration. Lambda answers
-        success for an alias that does not exist."""
-        fn = self.get_function(name)
-        if fn.versions.delete_alias(alias_name):
-            self._apply_provisioned(fn)
 
     # --- invoke ---------------------------------------------------------------------------
 

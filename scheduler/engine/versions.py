@@ -93,6 +93,20 @@ class PublishedVersion:
         self.fingerprint = fingerprint
 
 
+# Not part of what a version is: the limits (configured per version, or the function's), and
+# the folder the code happens to be in.
+_UNVERSIONED_FIELDS = frozenset({"reserved_concurrency", "provisioned_concurrency", "code_dir"})
+
+
+def version_fingerprint(config: FunctionConfig, code_digest: str | None) -> tuple[object, ...]:
+    """What makes a published version differ from another: its settings but the limits, and
+    its code — by digest when known (the same zip uploaded again is the same code)."""
+    settings = tuple(
+        (name, getattr(config, name)) for name in config.__dataclass_fields__ if name not in _UNVERSIONED_FIELDS
+    )
+    return (*settings, code_digest or str(config.code_dir))
+
+
 def check_weights(function_version: str, weights: Mapping[str, float]) -> None:
     """Lambda's refusals of a RoutingConfig, in its words (the versions' existence is the
     caller's to check)."""

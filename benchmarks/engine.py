@@ -96,6 +96,9 @@ class EchoWorkers:
                 try:
                     os.close(to_child_w)
                     os.close(from_child_r)
+                    for _, w, r in self.workers:  # the earlier workers' ends: their EOF is not ours to hold
+                        os.close(w)
+                        os.close(r)
                     _echo_child(to_child_r, from_child_w)
                 finally:
                     os._exit(1)

@@ -113,9 +113,13 @@ async def serve(
     events stay in the store. A second signal exits at once."""
     data_dir = data_dir_for(template, server_config)
     server_config = server_config.replace(data_dir=data_dir)
-    scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config, data_dir))
+    scheduler = Scheduler(
+        template.functions,
+        config=settings_for(template, scheduler_config, data_dir),
+        after_start=template.publish,
+    )
     app = init_app(
-        scheduler, server_config, event_configs=template.event_configs, dead_letters=template.dead_letters
+        scheduler, server_config, event_configs=template.event_configs_by_qualifier(), dead_letters=template.dead_letters
     )
     access_log = logging.getLogger("aiohttp.access") if server_config.log_level == "debug" else None
     runner = make_runner(app, server_config, shutdown_timeout=HTTP_SHUTDOWN_S, access_log=access_log)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import arn
 from .cfn import NO_VALUE, Resolver, TemplateError, as_int, load, where
@@ -30,9 +30,13 @@ from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
 from .errors import ConfigError, InvalidParameterValue, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
 from .events.destinations import dead_letter_target
+from .events.model import config_key
 from .named import NAMED_TYPES, Place
 from .sam import SERVERLESS_FUNCTION, expand
-from .template_versions import AliasRecord, VersionRecord, provisioned_executions, read_alias, read_version
+from .template_versions import AliasRecord, VersionRecord, provisioned_executions, publish, read_alias, read_version
+
+if TYPE_CHECKING:
+    from .engine.scheduler import Scheduler
 
 __all__ = ["AliasRecord", "Template", "TemplateError", "VersionRecord", "load_template"]
 
@@ -52,16 +56,28 @@ class Template:
     functions: list[FunctionConfig] = field(default_factory=list)
     event_configs: dict[str, EventInvokeConfig] = field(default_factory=dict)
     # Function name → the qualifier its event-invoke config was written for ($LATEST, or the
-    # alias AutoPublishAlias made); the engine applies it to the function as a whole.
+    # alias AutoPublishAlias made): see event_configs_by_qualifier.
     event_config_qualifiers: dict[str, str] = field(default_factory=dict)
     # Function name → its dead-letter queue (SAM DeadLetterQueue, DeadLetterConfig.TargetArn).
     dead_letters: dict[str, str] = field(default_factory=dict)
     # AWS::Lambda::Version resources by logical ID, and AWS::Lambda::Alias resources, as the
-    # template (or SAM's AutoPublishAlias) declares them; not served by the engine yet.
+    # template (or SAM's AutoPublishAlias) declares them; published by ``publish``.
     versions: dict[str, VersionRecord] = field(default_factory=dict)
     aliases: list[AliasRecord] = field(default_factory=list)
     # What was skipped or left out, one sentence each (also logged).
     notes: list[str] = field(default_factory=list)
+
+    def publish(self, scheduler: Scheduler) -> None:
+        """The template's versions and aliases, on a started scheduler (its ``after_start``)."""
+        publish(self.versions, self.aliases, scheduler)
+
+    def event_configs_by_qualifier(self) -> dict[str, EventInvokeConfig]:
+        """The event-invoke configs keyed as the event queue keeps them: one per function,
+        version or alias (an AutoPublishAlias function's is its alias's, as on AWS)."""
+        return {
+            config_key(name, self.event_config_qualifiers.get(name)): config
+            for name, config in self.event_configs.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -284,16 +300,10 @@ class _Reader:
             if function is None:
                 self.note(f"skipped resource {logical_id}: its FunctionName is not a function served here")
                 continue
-            record: VersionRecord | AliasRecord
             if resource["Type"] == VERSION:
-                record = self.result.versions[logical_id] = read_version(logical_id, props, function)
+                self.result.versions[logical_id] = read_version(logical_id, props, function)
             else:
-                record = read_alias(logical_id, props, function, versions)
-                self.result.aliases.append(record)
-            if record.provisioned_concurrency:
-                # The engine serves $LATEST only: provisioned environments for a version or an
-                # alias serve the function as a whole until versions are served.
-                self.provisioned[function[0]] = self.provisioned.get(function[0], 0) + record.provisioned_concurrency
+                self.result.aliases.append(read_alias(logical_id, props, function, versions))
 
     def _function_name(self, logical_id: str, resource: dict[str, Any]) -> str:
         name = _Props(self, logical_id, resource.get("Properties") or {}).value("FunctionName")

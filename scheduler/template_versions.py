@@ -6,19 +6,25 @@ hash of the code and configuration, so a change publishes a new version) and one
 FnVersionHASH.Version``), carrying the function's ``ProvisionedConcurrencyConfig`` and
 ``VersionDescription``. Templates may also declare both kinds directly. An alias's
 ``RoutingConfig.AdditionalVersionWeights`` sends a share of its invocations to a second version.
-The engine serves ``$LATEST`` only: these records say what the template asks for.
+:func:`publish` makes them real once the scheduler runs: each version published in template
+order (an immutable snapshot of the function as loaded), then each alias created on the
+numbers those versions got, with the provisioned concurrency they configure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .cfn import TemplateError, as_int
+from .engine.versions import Alias
+
+if TYPE_CHECKING:
+    from .engine.scheduler import Scheduler
 
 __all__ = ["AliasRecord", "Properties", "RoutingWeight", "VersionRecord", "provisioned_executions", "read_alias"]
-__all__ += ["read_version"]
+__all__ += ["publish", "read_version"]
 
 
 class Properties(Protocol):
@@ -143,3 +149,20 @@ def _version(raw: Any, versions: Mapping[str, Any], props: Properties, prop: str
 def _description(props: Properties) -> str | None:
     value = props.resolve(props.get("Description"), "Description")
     return value if isinstance(value, str) else None
+
+
+def publish(versions: Mapping[str, VersionRecord], aliases: list[AliasRecord], scheduler: Scheduler) -> None:
+    """Publish ``versions`` (in template order) and create ``aliases`` on a started scheduler.
+    An alias names a version of the template by its logical ID, or a number literally."""
+    numbers: dict[str, str] = {}
+    for record in versions.values():
+        published = scheduler.publish_version(record.function_name, description=record.description)
+        numbers[record.logical_id] = published.version
+        if record.provisioned_concurrency:
+            scheduler.set_provisioned_concurrency(record.function_name, record.provisioned_concurrency, published.version)
+    for alias in aliases:
+        weights = {numbers.get(w.version, w.version): w.weight for w in alias.routing}
+        target = numbers.get(alias.version, alias.version)
+        scheduler.put_alias(alias.function_name, Alias(alias.name, target, weights, alias.description or ""), create=True)
+        if alias.provisioned_concurrency:
+            scheduler.set_provisioned_concurrency(alias.function_name, alias.provisioned_concurrency, alias.name)

@@ -49,10 +49,10 @@ def test_auto_publish_alias_gives_version_and_alias_records() -> None:
     assert sorted(aliases) == ["blue", "live"]
     live, blue = aliases["live"], aliases["blue"]
     assert (live.function_id, live.version, live.routing) == ("Orders", generated.logical_id, ())
-    # SAM moves ProvisionedConcurrencyConfig onto the alias; the engine gives it to the function.
+    # SAM moves ProvisionedConcurrencyConfig onto the alias, and so does the server: $LATEST has none.
     assert live.provisioned_concurrency == 2
-    assert {f.name: f.provisioned_concurrency for f in template.functions} == {"dev-orders-fn": 2, "Worker": 0}
-    assert (blue.function_name, blue.version, blue.routing) == ("Worker", "WorkerVersion", (RoutingWeight("1", 0.25),))
+    assert {f.name: f.provisioned_concurrency for f in template.functions} == {"dev-orders-fn": 0, "Worker": 0}
+    assert (blue.function_name, blue.version, blue.routing) == ("Worker", "WorkerVersion", ())
     # EventInvokeConfig of an AutoPublishAlias function is written for the alias.
     assert template.event_configs["dev-orders-fn"].maximum_retry_attempts == 1
     assert template.event_config_qualifiers["dev-orders-fn"] == "live"
@@ -60,6 +60,21 @@ def test_auto_publish_alias_gives_version_and_alias_records() -> None:
     renamed = load_template(TRANSFORM, parameters={"AliasName": "green"})
     assert sorted(a.name for a in renamed.aliases) == ["blue", "green"]
     assert renamed.event_config_qualifiers["dev-orders-fn"] == "green"
+
+
+def test_alias_routing_weights_name_versions_by_logical_id_or_number(tmp_path: Path) -> None:
+    # Two versions of one function differ only once its code or configuration changed between
+    # them (an unchanged function publishes the same version twice), so this is read, not served.
+    body = FUNCTION + (
+        "  V1:\n    Type: AWS::Lambda::Version\n    Properties:\n      FunctionName: !Ref Fn\n"
+        "  Blue:\n    Type: AWS::Lambda::Alias\n    Properties:\n      Name: blue\n"
+        "      FunctionName: !Ref Fn\n      FunctionVersion: \"2\"\n      RoutingConfig:\n"
+        "        AdditionalVersionWeights:\n          - FunctionVersion: !GetAtt V1.Version\n"
+        "            FunctionWeight: 0.25\n"
+    )
+    template = load_template(write(tmp_path, body, "Transform: AWS::Serverless-2016-10-31\n"))
+    [blue] = template.aliases
+    assert (blue.version, blue.routing) == ("2", (RoutingWeight("V1", 0.25),))
 
 
 def test_events_and_deployment_preference_expand_to_resources_that_are_skipped() -> None:
@@ -168,7 +183,9 @@ def test_serve_refuses_a_broken_template_without_a_traceback(tmp_path: Path) -> 
 
 async def test_serve_the_expanded_template(make_server: MakeServer) -> None:
     template = load_template(TRANSFORM)
-    served = await make_server(*template.functions, event_configs=template.event_configs)
+    served = await make_server(
+        *template.functions, event_configs=template.event_configs_by_qualifier(), after_start=template.publish
+    )
     client = served.client()
     response = await aws(client.invoke, FunctionName="dev-orders-fn", Payload=b"{}")
     body = json.loads(response["Payload"])
@@ -176,10 +193,12 @@ async def test_serve_the_expanded_template(make_server: MakeServer) -> None:
     assert body["env"]["X_TABLE"] == "dev-orders" and body["env"]["X_QUEUE"].endswith("/dev-jobs")
     configuration = await aws(client.get_function_configuration, FunctionName="dev-orders-fn")
     assert (configuration["Timeout"], configuration["Runtime"]) == (7, "python3.12")
-    provisioned = await aws(
-        client.get_provisioned_concurrency_config, FunctionName="dev-orders-fn", Qualifier="$LATEST"
-    )
+    provisioned = await aws(client.get_provisioned_concurrency_config, FunctionName="dev-orders-fn", Qualifier="live")
     assert provisioned["RequestedProvisionedConcurrentExecutions"] == 2
+    live = await aws(client.invoke, FunctionName="dev-orders-fn", Qualifier="live", Payload=b"{}")
+    assert live["ExecutedVersion"] == "1"
+    event_config = await aws(client.get_function_event_invoke_config, FunctionName="dev-orders-fn", Qualifier="live")
+    assert event_config["MaximumRetryAttempts"] == 1
 
 
 def test_the_transform_needs_no_aws_configuration_nor_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

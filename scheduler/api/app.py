@@ -3,7 +3,7 @@
     request ─► lambda_errors (request id, errors → Lambda's error responses)
             ─► guard (guard.py: refuse a foreign Host or Origin — what browser pages send)
             ─► sigv4 (auth.py: only with --auth sigv4; no middleware at all otherwise)
-            ─► health · invoke · functions · concurrency · event_config  (one module per group)
+            ─► health · invoke · functions · versions · concurrency · event_config  (one module per group)
             ─► GET /metrics (observability.py: Prometheus text from the server's own registry)
 
 Background resources are owned by ``cleanup_ctx``, started in this order and stopped in the
@@ -29,7 +29,7 @@ from ..config import ServerConfig
 from ..engine.scheduler import Scheduler
 from ..errors import ConfigError
 from ..events import EventDispatcher, EventInvokeConfig, EventQueue, EventStore, MemoryEventStore, SqliteEventStore
-from . import concurrency, event_config, event_list, functions, health, invoke, observability
+from . import concurrency, event_config, event_list, functions, health, invoke, observability, versions
 from .catalog import Catalog
 from .codestore import CodeStore
 from .errors import lambda_errors
@@ -77,7 +77,7 @@ def init_app(
     app[OBSERVABILITY] = observed = Observability(scheduler, settings, queue)
     app.cleanup_ctx.extend([observed.lifetime, _code_store, _scheduler, _dispatcher])
     app.on_shutdown.append(_mark_stopping)
-    for module in (health, invoke, functions, concurrency, event_config, event_list):
+    for module in (health, invoke, functions, versions, concurrency, event_config, event_list):
         app.add_routes(module.routes)
     if settings.metrics:
         app.add_routes(observability.routes)  # GET /metrics (Prometheus)
@@ -119,8 +119,9 @@ async def _code_store(app: web.Application) -> AsyncIterator[None]:
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     scheduler = app[SCHEDULER]
     await scheduler.start()
-    for fn in scheduler.functions.values():
-        app[CATALOG].record(fn)  # LastModified of a template's functions: when they were loaded
+    for name in scheduler.functions:
+        for fn in scheduler.versions(name):
+            app[CATALOG].record(fn)  # LastModified of a template's functions: when they were loaded
     try:
         yield
     finally:

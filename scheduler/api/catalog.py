@@ -3,12 +3,15 @@ revision, last modification, and its code's size and digest.
 
 The Scheduler knows what runs; the catalog keeps what Lambda reports. A record is made when the
 API creates a function, or on first sight for a function that came from a template or the
-Python API, and is replaced if the name comes back as a new function.
+Python API, and is replaced if the name comes back as a new function. A published version has
+a record of its own, made from the function's when it is first seen (at publication, so its
+code digest is the one ``$LATEST`` had then); an alias has its own RevisionId.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from ..codezip import CodeInfo, describe_dir
 from ..engine.status import FunctionStatus
+from ..engine.versions import LATEST
 
 
 def timestamp() -> str:
@@ -38,10 +42,42 @@ class FunctionRecord:
     revision_id: str = field(default_factory=new_revision)
     last_modified: str = field(default_factory=timestamp)
     provisioned_modified: str | None = None
+    # Of $LATEST's record only: the published versions' records, and each alias's RevisionId
+    # and the LastModified of each version's or alias's provisioned-concurrency configuration.
+    versions: dict[str, FunctionRecord] = field(default_factory=dict)
+    alias_revisions: dict[str, str] = field(default_factory=dict)
+    provisioned_by_qualifier: dict[str, str] = field(default_factory=dict)
 
     def touch(self) -> None:
         self.revision_id = new_revision()
         self.last_modified = timestamp()
+
+    def version_record(self, fn: FunctionStatus) -> FunctionRecord:
+        """A published version's record: this one's role, architectures and tags; the code
+        digest if the version runs this record's code."""
+        found = self.versions.get(fn.version)
+        if found is None:
+            # The folder this record's code digest describes: the last upload, or the template's.
+            described = self.code_dir if self.code_dir is not None else self.state.config.code_dir
+            same_code = Path(fn.config.code_dir) == Path(described)
+            found = self.versions[fn.version] = dataclasses.replace(
+                self,
+                state=fn,
+                code=self.code if same_code else None,
+                code_dir=None if self.code_dir is None else Path(fn.config.code_dir),
+                revision_id=new_revision(),
+                last_modified=timestamp(),
+                provisioned_modified=None,
+                versions={},
+                alias_revisions={},
+                provisioned_by_qualifier={},
+            )
+        return found
+
+    def alias_revision(self, alias: str, *, renew: bool = False) -> str:
+        if renew or alias not in self.alias_revisions:
+            self.alias_revisions[alias] = new_revision()
+        return self.alias_revisions[alias]
 
 
 class Catalog:
@@ -54,8 +90,15 @@ class Catalog:
         return record
 
     def record(self, fn: FunctionStatus) -> FunctionRecord:
+        """The record of the function (or published version) ``fn`` describes."""
+        base = self.function_record(fn)
+        return base if fn.version == LATEST else base.version_record(fn)
+
+    def function_record(self, fn: FunctionStatus) -> FunctionRecord:
+        """The record of the function ``fn`` belongs to ($LATEST's)."""
         found = self._records.get(fn.name)
         if found is None or found.state.incarnation != fn.incarnation:
+            # A version seen before its function (a template's) stands in for it until then.
             found = self.add(FunctionRecord(fn, self.default_role))
         return found
 

@@ -7,7 +7,8 @@
 The root is a private folder made at startup (inside ``ServerConfig.code_store_dir``) and
 removed at shutdown. Every upload gets a new revision folder, so environments still running
 the previous code keep their files; a replaced revision is deleted once the pool that used it
-has no environment left (``Pool.wait_drained``).
+has no environment left (``Pool.wait_drained``), unless a published version still runs it: then
+it goes when the last such version is deleted (api/publishing.py).
 """
 
 from __future__ import annotations
@@ -98,13 +99,18 @@ class CodeStore:
         """A revision that never ran (its function could not be created or updated)."""
         shutil.rmtree(path, ignore_errors=True)
 
-    def retire(self, path: Path, drained: asyncio.Future[None]) -> None:
-        """A revision replaced or deleted: remove it once the last environment of the
-        configuration that used it exits (``FunctionStatus.drained``)."""
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` is a revision folder of this store (a template's code is not)."""
+        return self._root is not None and path.parent.parent == self._root
+
+    def retire(self, path: Path, *drained: asyncio.Future[None]) -> None:
+        """A revision replaced or deleted: remove it once the last environment of every
+        configuration that used it exits (their ``FunctionStatus.drained``)."""
         task = asyncio.ensure_future(self._remove_when_drained(path, drained))
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
 
-    async def _remove_when_drained(self, path: Path, drained: asyncio.Future[None]) -> None:
-        await asyncio.shield(drained)
+    async def _remove_when_drained(self, path: Path, drained: tuple[asyncio.Future[None], ...]) -> None:
+        for future in drained:
+            await asyncio.shield(future)
         await asyncio.to_thread(shutil.rmtree, path, True)

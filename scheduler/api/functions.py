@@ -6,25 +6,30 @@
         ─► catalog (role, tags, revision) ─► shapes (FunctionConfiguration JSON)
 
 A configuration change goes through ``Scheduler.update_function``: new invocations get new
-environments, in-flight ones finish on the old. There is one version, ``$LATEST``.
+environments, in-flight ones finish on the old. Changes apply to ``$LATEST``; ``Publish`` makes
+it a version too (publishing.py), and DeleteFunction with a Qualifier deletes one version.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ..config import MAX_TIMEOUT_S, FunctionConfig
 from ..engine.status import FunctionStatus
-from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
+from ..engine.versions import LATEST, QualifierKind
+from ..errors import InvalidParameterValue, ResourceConflict, constraint_violation
 from ..events.destinations import dead_letter_target
+from ..events.model import config_key
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
-from . import params, shapes, uploads
+from . import params, publishing, shapes, uploads
 from .catalog import FunctionRecord
 from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER, SETTINGS
+from .publishing import check_revision
 
 routes = web.RouteTableDef()
 
@@ -121,16 +126,8 @@ def _code_zip(code: dict[str, Any]) -> Base64Zip:
     raise InvalidParameterValue("Code must have a ZipFile.")
 
 
-def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
-    revision = body.get("RevisionId")
-    if revision is not None and revision != record.revision_id:
-        raise PreconditionFailed(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
-
-
-async def _configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
+async def configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
+    """A FunctionConfiguration response: of $LATEST, or of the version ``fn`` is."""
     catalog = request.app[CATALOG]
     record = catalog.record(fn)
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
@@ -189,7 +186,9 @@ async def _create_function(request: web.Request) -> web.Response:
     if architectures:
         record.architectures = architectures
     request.app[CATALOG].add(record)
-    return await _configuration(request, fn, status=201)
+    if body.get("Publish") is True:
+        fn = await publishing.publish(request, fn)
+    return await configuration(request, fn, status=201)
 
 
 @routes.get("/2015-03-31/functions")
@@ -200,7 +199,7 @@ async def list_functions(request: web.Request) -> web.Response:
     names = sorted(request.app[SCHEDULER].functions)
     marker = request.query.get("Marker")
     if marker:
-        after = _decode_marker(marker)
+        after = decode_marker(marker)
         names = [n for n in names if n > after]
     out: dict[str, Any] = {"Functions": []}
     catalog = request.app[CATALOG]
@@ -212,11 +211,16 @@ async def list_functions(request: web.Request) -> web.Response:
             shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
         )
     if len(names) > page:
-        out["NextMarker"] = base64.urlsafe_b64encode(names[page - 1].encode()).decode()
+        out["NextMarker"] = encode_marker(names[page - 1])
     return web.json_response(out)
 
 
-def _decode_marker(marker: str) -> str:
+def encode_marker(last: str) -> str:
+    """An opaque NextMarker: the last key of the page, which the next page starts after."""
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def decode_marker(marker: str) -> str:
     try:
         return base64.b64decode(marker.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
@@ -233,7 +237,7 @@ async def get_function(request: web.Request) -> web.Response:
 
 @routes.get("/2015-03-31/functions/{name}/configuration")
 async def get_function_configuration(request: web.Request) -> web.Response:
-    return await _configuration(request, params.function(request))
+    return await configuration(request, params.function(request))
 
 
 @routes.put("/2015-03-31/functions/{name}/configuration")
@@ -241,7 +245,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     fn = params.function(request)
     body = await params.read_json_object(request, CONFIG_REQUEST_LIMIT, "UpdateFunctionConfiguration")
     record = request.app[CATALOG].record(fn)
-    _check_revision(body, record)
+    check_revision(body, record.revision_id)
     changes = config_changes(body)
     dead_letter = _dead_letter(body)
     role = params.string(body, "Role")
@@ -251,7 +255,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     if role is not None:
         record.role = role
     record.touch()
-    return await _configuration(request, request.app[SCHEDULER].status(fn.name))
+    return await configuration(request, request.app[SCHEDULER].status(fn.name))
 
 
 @routes.put("/2015-03-31/functions/{name}/code")
@@ -267,43 +271,59 @@ async def _update_function_code(request: web.Request, fn: FunctionStatus) -> web
         request, CODE_REQUEST_LIMIT, "UpdateFunctionCode", ("ZipFile",), request.app[SETTINGS].header_timeout_s
     )
     catalog = request.app[CATALOG]
-    _check_revision(body, catalog.record(fn))
+    check_revision(body, catalog.record(fn).revision_id)
     data = _code_zip(body)
     architectures = _architectures(body)
     store = request.app[CODE_STORE]
     code_dir, info = await store.unpack_upload(fn.name, data)
     if body.get("DryRun") is True:
         store.discard(code_dir)
-        return await _configuration(request, fn)
+        return await configuration(request, fn)
     current = request.app[SCHEDULER].functions.get(fn.name)
     if current is None or current.incarnation != fn.incarnation:  # deleted or replaced meanwhile
         store.discard(code_dir)
         raise ResourceConflict(f"The function {fn.name} changed while its code was being unpacked; try again.")
     record = catalog.record(fn)
-    old_dir, old_drained = record.code_dir, current.drained
+    old_dir = record.code_dir
     try:
         request.app[SCHEDULER].update_function(fn.config.replace(code_dir=code_dir))
     except BaseException:
         store.discard(code_dir)
         raise
-    if old_dir is not None:
-        store.retire(old_dir, old_drained)
     record.code, record.code_dir = info, code_dir
+    publishing.retire_code(request, fn.name, old_dir, current)
     if architectures:
         record.architectures = architectures
     record.touch()
-    return await _configuration(request, request.app[SCHEDULER].status(fn.name))
+    updated = request.app[SCHEDULER].status(fn.name)
+    if body.get("Publish") is True:
+        updated = await publishing.publish(request, updated)
+    return await configuration(request, updated)
 
 
 @routes.delete("/2015-03-31/functions/{name}")
 async def delete_function(request: web.Request) -> web.Response:
+    """The whole function, with its versions and aliases; with a Qualifier, one version."""
+    qualifier = params.qualifier(request)
+    if qualifier == LATEST:
+        raise InvalidParameterValue("$LATEST version cannot be deleted without deleting the function.")
+    if QualifierKind.of(qualifier) is QualifierKind.ALIAS:
+        raise InvalidParameterValue("Deletion of aliases is not supported.")
     fn = params.function(request)
-    request.app[SCHEDULER].remove_function(fn.name)
-    request.app[DISPATCHER].configs.pop(fn.name, None)
-    request.app[DISPATCHER].dead_letters.pop(fn.name, None)
-    record = request.app[CATALOG].forget(fn.name)
-    if record is not None and record.code_dir is not None:
-        request.app[CODE_STORE].retire(record.code_dir, fn.drained)
+    scheduler, dispatcher = request.app[SCHEDULER], request.app[DISPATCHER]
+    if qualifier is not None:
+        deleted = scheduler.delete_version(fn.name, qualifier)
+        dispatcher.configs.pop(config_key(fn.name, qualifier), None)
+        request.app[CATALOG].function_record(fn).versions.pop(qualifier, None)
+        publishing.retire_code(request, fn.name, Path(deleted.config.code_dir), deleted)
+        return web.Response(status=204)
+    statuses = scheduler.versions(fn.name)
+    scheduler.remove_function(fn.name)
+    for key in [k for k in dispatcher.configs if k == fn.name or k.startswith(fn.name + ":")]:
+        del dispatcher.configs[key]
+    dispatcher.dead_letters.pop(fn.name, None)
+    request.app[CATALOG].forget(fn.name)
+    publishing.retire_all_code(request, statuses)
     return web.Response(status=204)
 
 

@@ -117,6 +117,13 @@ def function(request: web.Request) -> FunctionStatus:
     )
 
 
+def describe_unqualified(request: web.Request) -> FunctionStatus:
+    """``$LATEST`` of the function named in the path, for operations on the function as a
+    whole (publishing, listing versions, aliases); a qualifier in the name must still exist."""
+    scheduler = request.app[SCHEDULER]
+    return scheduler.resolve(request.match_info["name"], None, action=_action(request)).status()
+
+
 # IAM actions whose name is not the route handler's name in CamelCase.
 _ACTIONS = {
     "invoke": "InvokeFunction",

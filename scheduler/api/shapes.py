@@ -1,6 +1,6 @@
 """The JSON shapes the management API answers with, field names as botocore reads them:
 FunctionConfiguration, GetFunction, provisioned-concurrency
-configs, FunctionEventInvokeConfig and the account settings."""
+configs, FunctionEventInvokeConfig, AliasConfiguration and the account settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
 from ..engine.scheduler import Scheduler
-from ..engine.status import FunctionStatus
+from ..engine.status import FunctionStatus, ProvisionedStatus
+from ..engine.versions import Alias
 from ..events import EventInvokeConfig
 from .catalog import FunctionRecord
 
@@ -34,7 +35,7 @@ def function_configuration(
         "MemorySize": config.memory_mb,
         "LastModified": record.last_modified,
         "CodeSha256": code.sha256,
-        "Version": "$LATEST",
+        "Version": fn.version,
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": record.revision_id,
         "State": "Active",
@@ -75,23 +76,36 @@ def get_function(
     return out
 
 
-def provisioned_config(fn: FunctionStatus, record: FunctionRecord, status: str | None = None) -> dict[str, Any]:
-    provisioned = fn.provisioned
+def provisioned_config(provisioned: ProvisionedStatus, last_modified: str, status: str | None = None) -> dict[str, Any]:
     shown = status or provisioned.status
     return {
         "RequestedProvisionedConcurrentExecutions": provisioned.requested,
         "AvailableProvisionedConcurrentExecutions": provisioned.ready,
         "AllocatedProvisionedConcurrentExecutions": provisioned.ready,
         "Status": shown,
-        "LastModified": record.provisioned_modified or record.last_modified,
+        "LastModified": last_modified,
         **({"StatusReason": provisioned.reason} if shown == "FAILED" and provisioned.reason else {}),
     }
 
 
-def event_invoke_config(fn: FunctionStatus, config: EventInvokeConfig) -> dict[str, Any]:
+def alias_configuration(function_arn: str, alias: Alias, revision_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AliasArn": f"{function_arn}:{alias.name}",
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": revision_id,
+    }
+    if alias.weights:
+        out["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+    return out
+
+
+def event_invoke_config(function_arn: str, config: EventInvokeConfig) -> dict[str, Any]:
+    """``function_arn``: qualified, as Lambda names the config ($LATEST when unqualified)."""
     return {
         "LastModified": config.last_modified,
-        "FunctionArn": f"{fn.arn}:$LATEST",
+        "FunctionArn": function_arn,
         "MaximumRetryAttempts": config.maximum_retry_attempts,
         "MaximumEventAgeInSeconds": config.maximum_event_age_s,
         "DestinationConfig": config.destinations.shape(),

@@ -28,8 +28,9 @@ def code_path(config: FunctionConfig) -> list[str]:
     return entries
 
 
-def base_environment(config: FunctionConfig, settings: SchedulerConfig) -> dict[str, str]:
-    """Variables shared by every environment of one function configuration."""
+def base_environment(config: FunctionConfig, settings: SchedulerConfig, version: str = "$LATEST") -> dict[str, str]:
+    """Variables shared by every environment of one function configuration; ``version`` is
+    what Lambda sets AWS_LAMBDA_FUNCTION_VERSION to ($LATEST or the published number)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "LANG": "en_US.UTF-8",
@@ -46,7 +47,7 @@ def base_environment(config: FunctionConfig, settings: SchedulerConfig) -> dict[
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": config.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
             "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": str(config.task_root),

@@ -76,9 +76,10 @@ class PoolContext:
 
 
 class Pool:
-    def __init__(self, ctx: PoolContext, config: FunctionConfig) -> None:
+    def __init__(self, ctx: PoolContext, config: FunctionConfig, version: str = "$LATEST") -> None:
         self.ctx = ctx
         self.config = config
+        self.version = version  # "$LATEST" or a published version's number: its own environments
         self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
         self.provisioned_idle: deque[Environment] = deque()
         self.environments: set[Environment] = set()
@@ -96,7 +97,7 @@ class Pool:
         self._settled.set_result(None)
         self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
         self._freeze_timer: asyncio.TimerHandle | None = None
-        self._base_env = envvars.base_environment(config, ctx.settings)
+        self._base_env = envvars.base_environment(config, ctx.settings, version)
         self._sys_path = envvars.code_path(config)
         self._invoked = ctx.policy.invoked  # bound once: the hot path makes just the call
         self.keep_alive = KeepAlive(
@@ -229,7 +230,7 @@ class Pool:
         if not zygote.alive:
             await zygote.ensure_running()
         await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
-        env = Environment(self, provisioned, logs.log_stream_name())
+        env = Environment(self, provisioned, logs.log_stream_name(self.version))
         self.environments.add(env)
         resources = self.ctx.isolation.allocate(self.config, self.ctx.base_path)
         env.resources = resources

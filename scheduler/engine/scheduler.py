@@ -5,17 +5,21 @@
 
 One zygote serves every pool. A function is a :class:`FunctionState` that outlives its
 configurations: updating it swaps in a new pool and retires the old one, while the counters
-that limits depend on (in-flight invocations, the scaling allowance) carry over.
+that limits depend on (in-flight invocations, the scaling allowance) carry over. Its published
+versions and aliases (versions.py) each run in pools of their own, under the same admission:
+reserved concurrency and the scaling rate are the function's, across its versions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
+import random
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Self
 
@@ -32,6 +36,8 @@ from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
 from .status import FunctionStatus
 from .stops import StopReason
+from .version_ops import VersionOperations
+from .versions import LATEST, PublishedVersion, QualifierKind, Versions
 from .zygote import ZygoteClient
 
 log = logging.getLogger("lambda_scheduler")
@@ -44,9 +50,12 @@ _incarnations = itertools.count(1)
 
 
 class FunctionState:
-    """The engine's own record of a function; the outside sees only its :meth:`status`."""
+    """The engine's own record of a function; the outside sees only its :meth:`status`.
+    ``config`` and ``pool`` are ``$LATEST``'s; ``versions`` holds the published ones."""
 
-    __slots__ = ("admission", "arn", "config", "incarnation", "name", "pool")
+    __slots__ = ("admission", "arn", "config", "incarnation", "name", "pool", "versions")
+
+    version = LATEST
 
     def __init__(self, config: FunctionConfig, pool: Pool, admission: FunctionAdmission, arn_: str) -> None:
         self.name = config.name
@@ -55,14 +64,17 @@ class FunctionState:
         self.admission = admission
         self.arn = arn_
         self.incarnation = next(_incarnations)
+        self.versions = Versions(lambda qualifier: f"{arn_}:{qualifier}")
 
-    def status(self) -> FunctionStatus:
-        pool = self.pool
+    def status(self, target: Target | None = None) -> FunctionStatus:
+        """A snapshot of ``$LATEST`` or of one published version (``target``)."""
+        target = target or self
+        pool = target.pool
         environments = pool.environment_counts()
         return FunctionStatus(
             self.name,
-            self.arn,
-            self.config,
+            target.arn,
+            target.config,
             self.incarnation,
             MappingProxyType(environments),
             pool.provisioned_status(environments["provisioned", EnvState.BUSY]),
@@ -70,7 +82,15 @@ class FunctionState:
             self.admission.reserved,
             pool.drained,
             pool.settled,
+            target.version,
         )
+
+    def pools(self) -> list[Pool]:
+        return [self.pool, *(v.pool for v in self.versions.versions.values())]
+
+
+# What a qualifier resolves to: $LATEST (the function itself) or a published version.
+Target = FunctionState | PublishedVersion
 
 
 class FunctionsView(Mapping[str, FunctionStatus]):
@@ -104,7 +124,7 @@ def _payload_bytes(payload: object) -> bytes:
     return json.dumps(payload).encode()
 
 
-class Scheduler:
+class Scheduler(VersionOperations):
     """Runs Lambda functions in forked execution environments.
 
     ``async with Scheduler(functions=[FunctionConfig(...)]) as s: await s.invoke(name, event)``
@@ -117,6 +137,8 @@ class Scheduler:
         *,
         observers: Iterable[Observer] = (),
         keep_alive_policy: KeepAlivePolicy | None = None,
+        routing_rng: random.Random | None = None,
+        after_start: Callable[[Scheduler], None] | None = None,
         **settings: Any,
     ) -> None:
         self.settings = (config or SchedulerConfig()).replace(**settings) if settings else (config or SchedulerConfig())
@@ -127,6 +149,10 @@ class Scheduler:
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
         self.isolation = Isolation(self.settings)
         self._initial = list(functions)
+        # Draws for weighted aliases; a seeded one makes a test's split reproducible.
+        self._routing = routing_rng or random.Random()
+        # Run once the initial functions are in: a template's versions and aliases are published.
+        self._after_start = after_start
         self._functions: dict[str, FunctionState] = {}
         self._retired_pools: set[Pool] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,6 +193,8 @@ class Scheduler:
         try:
             for config in self._initial:
                 provisioning += self._add(config)
+            if self._after_start is not None:
+                self._after_start(self)
         except BaseException:
             await self.stop()
             raise
@@ -191,7 +219,7 @@ class Scheduler:
             except TimeoutError:
                 log.warning("%d invocations still running after the drain timeout; killing them", self.admission.in_flight)
         self._ending = True
-        pools = [fn.pool for fn in self._functions.values()] + list(self._retired_pools)
+        pools = [pool for fn in self._functions.values() for pool in fn.pools()] + list(self._retired_pools)
         for pool in pools:
             pool.retire_all(StopReason.SHUTDOWN)
         for task in list(self._tasks):
@@ -223,7 +251,8 @@ class Scheduler:
             await asyncio.sleep(interval)
             now = loop.time()
             for fn in self._functions.values():
-                fn.pool.reap(now)
+                for pool in fn.pools():
+                    pool.reap(now)
             for pool in list(self._retired_pools):
                 if not pool.environments:
                     self._retired_pools.discard(pool)
@@ -251,8 +280,14 @@ class Scheduler:
     def describe(
         self, function_name: str, qualifier: str | None = None, *, action: str = "lambda:GetFunction"
     ) -> FunctionStatus:
-        """:meth:`resolve`, as a snapshot: what the API reads."""
-        return self.resolve(function_name, qualifier, action=action).status()
+        """:meth:`resolve`, as a snapshot of what the qualifier names: what the API reads. An
+        alias gives its FunctionVersion's, under the alias's ARN (as Lambda answers)."""
+        fn = self.resolve(function_name, qualifier, action=action)
+        qualifier = arn.parse(function_name, qualifier).qualifier
+        status = fn.status(self._target(fn, qualifier, route=False))
+        if QualifierKind.of(qualifier) is QualifierKind.ALIAS:
+            status = dataclasses.replace(status, arn=f"{fn.arn}:{qualifier}")
+        return status
 
     def environments(self, name: str) -> tuple[Environment, ...]:
         """The handles of a function's current environments (for tests and diagnostics)."""
@@ -305,20 +340,19 @@ class Scheduler:
         fn.pool.ensure_provisioned()
 
     def remove_function(self, name: str) -> None:
+        """Remove a function with every published version and alias."""
         fn = self.get_function(name)
         self.admission.set_reserved(fn.admission, None)
         del self._functions[name]
         self.isolation.set_function(name, None)
+        for version in list(fn.versions.versions):
+            self._retire_version(fn, version)
         fn.pool.retire_all()
         self._retired_pools.add(fn.pool)
 
     def set_reserved_concurrency(self, name: str, value: int | None) -> None:
         fn = self.get_function(name)
         self.update_function(fn.config.replace(reserved_concurrency=value))
-
-    def set_provisioned_concurrency(self, name: str, value: int) -> None:
-        fn = self.get_function(name)
-        self.update_function(fn.config.replace(provisioned_concurrency=value))
 
     # --- invoke ---------------------------------------------------------------------------
 
@@ -329,11 +363,20 @@ class Scheduler:
         is refused as Lambda refuses it (``action`` is the IAM action named in that error)."""
         ref = arn.parse(function_name, qualifier)
         arn.check_reachable(ref, self.settings.region, self.settings.account_id, action)
-        name, qualifier = ref.name, ref.qualifier
-        fn = self._functions.get(name)
-        if fn is None or qualifier not in (None, "$LATEST"):
-            raise FunctionNotFound(self.settings.function_arn(name, qualifier))
+        fn = self._functions.get(ref.name)
+        if fn is None or not fn.versions.names(ref.qualifier):
+            raise FunctionNotFound(self.settings.function_arn(ref.name, ref.qualifier))
         return fn
+
+    def _target(self, fn: FunctionState, qualifier: str | None, *, route: bool) -> Target:
+        """What an invocation (``route``: an alias's weights are drawn) or a read of
+        ``qualifier`` gets: $LATEST or a published version."""
+        return fn.versions.target(qualifier, self._routing.random() if route else None) or fn
+
+    def reference(self, function_name: str, qualifier: str | None = None) -> tuple[FunctionState, str | None]:
+        """The function and the qualifier a name (with or without one) gives, checked."""
+        ref = arn.parse(function_name, qualifier)
+        return self.resolve(function_name, qualifier), ref.qualifier
 
     async def invoke(
         self,
@@ -351,13 +394,15 @@ class Scheduler:
         ``error_type`` set; service errors (not found, throttled, closed) raise."""
         fn = self._functions.get(function_name) if qualifier is None else None
         if fn is None:
-            fn = self.resolve(function_name, qualifier)
+            fn, qualifier = self.reference(function_name, qualifier)
+        target = fn if qualifier is None else self._target(fn, qualifier, route=True)
         if self._closing or not self._running:
             raise SchedulerClosed()
         body = _payload_bytes(payload)
         if len(body) > MAX_PAYLOAD:
             raise RequestTooLarge(f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation")
-        config = fn.config
+        config = target.config
+        # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
         try:
             unreserved = self.admission.admit(fn.admission)
@@ -366,7 +411,7 @@ class Scheduler:
             raise
         inv = Invocation(
             function_name=fn.name,
-            version="$LATEST",
+            version=target.version,
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s,
             payload=body,
@@ -380,7 +425,7 @@ class Scheduler:
         )
         inv.admitted_at = time.perf_counter()
         try:
-            result = await fn.pool.invoke(inv, fn.admission.bucket)
+            result = await target.pool.invoke(inv, fn.admission.bucket)
             if self._ending and result is not None and result.error_type is not None:
                 # Cut short by stop(): an answer that says so, not the environment's exit.
                 raise SchedulerClosed("The server stopped before the invocation finished.")
@@ -395,7 +440,7 @@ class Scheduler:
             self.observers.throttled(fn.name, throttle.reason)
             raise throttle
         result.latency_s = time.perf_counter() - inv.admitted_at
-        self.observers.invocation_finished(fn.name, result, config.provisioned_concurrency > 0)
+        self.observers.invocation_finished(fn.name, result, target.pool.provisioned_target > 0)
         return result
 
     def capacity(self, function_name: str) -> int:

@@ -52,6 +52,8 @@ class FunctionStatus:
     # gone (await it shielded); provisioned_settled once no provisioned environment is in Init.
     drained: asyncio.Future[None]
     provisioned_settled: asyncio.Future[None]
+    # "$LATEST" or a published version's number; ``arn`` is qualified for a published one.
+    version: str = "$LATEST"
 
     def count(self, state: EnvState | None = None, kind: Kind | None = None) -> int:
         return sum(

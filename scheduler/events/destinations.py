@@ -112,6 +112,7 @@ def invocation_record(
     response: bytes | None,
     function_error: bool,
     now: float,
+    executed_version: str = "$LATEST",
 ) -> dict[str, Any]:
     """Lambda's invocation record. ``responseContext`` and ``responsePayload`` are there when
     the function ran at least once (the last attempt's); ``functionError`` only on an error."""
@@ -127,7 +128,7 @@ def invocation_record(
         "requestPayload": _json(request_payload),
     }
     if invoke_count > 0:
-        context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        context: dict[str, Any] = {"statusCode": 200, "executedVersion": executed_version}
         if function_error:
             context["functionError"] = "Unhandled"
         record["responseContext"] = context

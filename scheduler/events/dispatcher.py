@@ -63,7 +63,8 @@ class EventDispatcher:
         self.scheduler = scheduler
         self.queue = queue
         self.settings = settings
-        # Per function name; a function without one gets Lambda's defaults.
+        # By model.config_key (the function name, or name:qualifier for a version or alias);
+        # one without gets Lambda's defaults.
         self.configs: dict[str, EventInvokeConfig] = dict(configs or {})
         # Per function name: its DeadLetterConfig.TargetArn.
         self.dead_letters: dict[str, str] = dict(dead_letters or {})
@@ -76,8 +77,8 @@ class EventDispatcher:
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
-    def config_for(self, function_name: str) -> EventInvokeConfig:
-        return self.configs.get(function_name, DEFAULT_EVENT_INVOKE_CONFIG)
+    def config_for(self, function_name: str, qualifier: str | None = None) -> EventInvokeConfig:
+        return self.configs.get(model.config_key(function_name, qualifier), DEFAULT_EVENT_INVOKE_CONFIG)
 
     @property
     def sinks(self) -> LocalSinks:
@@ -186,7 +187,7 @@ class EventDispatcher:
     async def _deliver(self, event: Event) -> None:
         counted = True
         try:
-            config = self.config_for(event.function_name)
+            config = self.config_for(event.function_name, event.qualifier)
             if event.age_s > config.maximum_event_age_s:
                 self._admitted(event)
                 counted = False
@@ -229,7 +230,8 @@ class EventDispatcher:
     async def _finished(self, event: Event, result: InvocationResult) -> None:
         invocation_log.emit(result)
         event.response, event.error_type = result.payload, result.error_type
-        config = self.config_for(event.function_name)
+        event.executed_version = result.version
+        config = self.config_for(event.function_name, event.qualifier)
         if result.error_type is None:
             await self.queue.ack(event)
             if config.destinations.on_success is not None:
@@ -263,7 +265,7 @@ class EventDispatcher:
         first, longest = self.settings.event_throttle_backoff_s
         delay = min(longest, first * 2 ** min(event.throttles, 32))
         event.throttles += 1
-        if event.age_s + delay > self.config_for(event.function_name).maximum_event_age_s:
+        if event.age_s + delay > self.config_for(event.function_name, event.qualifier).maximum_event_age_s:
             await self._give_up(event, model.EVENT_AGE_EXCEEDED)
             return
         await self.queue.retry_later(event, delay, throttled=True)
@@ -291,7 +293,7 @@ class EventDispatcher:
         if target is not None:
             dead_lettered = self._dead_letter(target, event)
         await self.queue.drop(event, reason, dead_lettered=dead_lettered)
-        on_failure = self.config_for(event.function_name).destinations.on_failure
+        on_failure = self.config_for(event.function_name, event.qualifier).destinations.on_failure
         if on_failure is not None:
             # Lambda's conditions: a reserved concurrency of 0 gives the event up as its retries would.
             condition = model.EVENT_AGE_EXCEEDED if reason == model.EVENT_AGE_EXCEEDED else model.RETRIES_EXHAUSTED
@@ -320,7 +322,15 @@ class EventDispatcher:
             response=event.response,
             function_error=event.error_type is not None,
             now=time.time(),
+            executed_version=event.executed_version or self._version_of(event),
         )
+
+    def _version_of(self, event: Event) -> str:
+        """The version the event's qualifier names now (for an event that ran before a restart)."""
+        try:
+            return self.scheduler.describe(event.function_name, event.qualifier).version
+        except SchedulerError:
+            return "$LATEST"
 
     async def _send(self, arn: str, record: dict[str, Any]) -> None:
         """Deliver a record to a destination; a failure is counted and logged, never raised."""

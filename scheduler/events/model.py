@@ -72,6 +72,12 @@ class EventInvokeConfig:
 DEFAULT_EVENT_INVOKE_CONFIG = EventInvokeConfig(last_modified=0.0)
 
 
+def config_key(function_name: str, qualifier: str | None = None) -> str:
+    """Where the FunctionEventInvokeConfig of a function, version or alias is kept: Lambda
+    keeps one per qualifier, and an unqualified one is $LATEST's."""
+    return function_name if qualifier in (None, "$LATEST") else f"{function_name}:{qualifier}"
+
+
 @dataclass(slots=True)
 class Event:
     """One accepted Event invocation. Times are wall-clock (epoch seconds), so that a durable
@@ -91,6 +97,9 @@ class Event:
     # what a destination record or a dead letter reports once the event is given up.
     response: bytes | None = None
     error_type: str | None = None
+    # The version the last attempt ran on (an alias resolves to one); kept in memory only: after
+    # a restart the record names the version the qualifier resolves to then.
+    executed_version: str | None = None
 
     @property
     def age_s(self) -> float:

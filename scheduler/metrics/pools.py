@@ -1,23 +1,27 @@
 """Gauges read from the Scheduler when Prometheus scrapes: environments, concurrency, limits.
 
-    GET /metrics ─► PoolCollector.collect ─► Scheduler.functions[*]: FunctionStatus snapshots
+    GET /metrics ─► PoolCollector.collect ─► Scheduler.versions(name): FunctionStatus snapshots
+                                             of $LATEST and each published version
                                              (environments by state, provisioned, in flight)
                                            ─► Scheduler.admission (account, unreserved)
 
 Nothing here is counted twice: the engine's snapshots are the truth, taken on the event loop,
-between two callbacks, so every number is of the same instant.
+between two callbacks, so every number is of the same instant. The per-function gauges add up
+every version of the function; ``lambda_version_environments`` tells them apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from ..engine.environment import EnvState
 from ..engine.scheduler import Scheduler
-from ..engine.status import FunctionStatus
+from ..engine.status import FunctionStatus, Kind
 
 # A dead handle is an environment already gone, waiting for a callback to drop it.
 STATES = tuple(state for state in EnvState if state is not EnvState.DEAD)
@@ -32,6 +36,15 @@ class _Gauges:
             "lambda_environments",
             "Execution environments by type (on_demand, provisioned) and state.",
             "function",
+            "type",
+            "state",
+        )
+        self.version_environments = _gauge(
+            "lambda_version_environments",
+            "Execution environments of functions with published versions, by version ($LATEST or a number), "
+            "type and state.",
+            "function",
+            "version",
             "type",
             "state",
         )
@@ -82,6 +95,24 @@ class _Gauges:
         return tuple(vars(self).values())
 
 
+def _summed(versions: list[FunctionStatus], gauges: _Gauges) -> FunctionStatus:
+    """The function as a whole: $LATEST's snapshot with every version's environments and
+    provisioned concurrency added in (each version's environments also go to their gauge)."""
+    counts: Counter[tuple[Kind, EnvState]] = Counter()
+    requested = allocated = busy = 0
+    for status in versions:
+        for (kind, state), n in status.environments.items():
+            counts[kind, state] += n
+            if state in STATES and len(versions) > 1:  # only functions that have published versions
+                gauges.version_environments.add_metric((status.name, status.version, kind, state.value), n)
+        requested += status.provisioned.requested
+        allocated += status.provisioned.allocated
+        busy += status.provisioned.busy
+    latest = versions[0]
+    provisioned = dataclasses.replace(latest.provisioned, requested=requested, allocated=allocated, busy=busy)
+    return dataclasses.replace(latest, environments=dict(counts), provisioned=provisioned)
+
+
 def _gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, text, labels=labels)
 
@@ -98,8 +129,8 @@ class PoolCollector:
 
     def collect(self) -> Iterator[Metric]:
         gauges = _Gauges()
-        for fn in self.scheduler.functions.values():
-            self._function(fn, gauges)
+        for name in self.scheduler.functions:
+            self._function(_summed(self.scheduler.versions(name), gauges), gauges)
         admission = self.scheduler.admission
         gauges.account_limit.add_metric((), self.scheduler.settings.account_concurrency)
         gauges.unreserved_limit.add_metric((), admission.unreserved_capacity)

@@ -8,7 +8,9 @@ environment.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import ipaddress
+import json
 import os
 import re
 import sys
@@ -19,12 +21,110 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
-MAX_TIMEOUT_S = 900
-MIN_EPHEMERAL_MB = 512
-MAX_EPHEMERAL_MB = 10_240
-MAX_ENVIRONMENT_BYTES = 4096  # Lambda's limit on the total size of a function's variables
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One of Lambda's numeric bounds, with the member name its API's validation messages use
+    ("Value '1200' at 'timeout' failed to satisfy constraint: ...")."""
+
+    member: str
+    low: int
+    high: int
+
+
+# Lambda's bounds: the one table the API, the template reader and FunctionConfig all check.
+MEMORY = Bound("memorySize", 128, 10_240)
+TIMEOUT = Bound("timeout", 1, 900)
+EPHEMERAL_STORAGE = Bound("ephemeralStorage.size", 512, 10_240)
+
+MIN_MEMORY_MB = MEMORY.low
+MAX_MEMORY_MB = MEMORY.high
+MAX_TIMEOUT_S = TIMEOUT.high
+MIN_EPHEMERAL_MB = EPHEMERAL_STORAGE.low
+MAX_EPHEMERAL_MB = EPHEMERAL_STORAGE.high
+# Lambda measures a function's variables as their compact JSON object, in UTF-8 bytes.
+MAX_ENVIRONMENT_BYTES = 4096
+
+
+class LogFormat(enum.StrEnum):
+    """LoggingConfig.LogFormat: how the runtime writes application logs and the platform its
+    records (START / REPORT lines, or ``platform.*`` JSON records)."""
+
+    TEXT = "Text"
+    JSON = "JSON"
+
+
+class ApplicationLogLevel(enum.StrEnum):
+    """LoggingConfig.ApplicationLogLevel: the handler's ``logging`` records below it are dropped
+    (Python's runtime maps TRACE to DEBUG and FATAL to CRITICAL)."""
+
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+
+class SystemLogLevel(enum.StrEnum):
+    """LoggingConfig.SystemLogLevel: the platform's records below it are dropped."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+
+    @property
+    def rank(self) -> int:
+        return _SYSTEM_RANKS[self]
+
+
+_SYSTEM_RANKS = {SystemLogLevel.DEBUG: 10, SystemLogLevel.INFO: 20, SystemLogLevel.WARN: 30}
+
+LOG_LEVEL_TEXT_REFUSED = (
+    'LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request or change the '
+    'LogFormat to "JSON" and try again.'
+)
+_LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """A function's LoggingConfig. Lambda accepts log levels only with the JSON format, and
+    reports both levels as INFO when JSON is chosen without them; the log group defaults to
+    ``/aws/lambda/<function name>`` (None here: the function's default)."""
+
+    log_format: LogFormat = LogFormat.TEXT
+    application_log_level: ApplicationLogLevel | None = None
+    system_log_level: SystemLogLevel | None = None
+    log_group: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "log_format", LogFormat(self.log_format))
+        if self.log_group is not None and not _LOG_GROUP.match(self.log_group):
+            raise ConfigError("log_group", f"must match [.\\-_/#A-Za-z0-9]{{1,512}}, got {self.log_group!r}")
+        if self.log_format is LogFormat.TEXT:
+            if self.application_log_level is not None or self.system_log_level is not None:
+                raise ConfigError("logging", "log levels need LogFormat JSON", api_message=LOG_LEVEL_TEXT_REFUSED)
+            return
+        object.__setattr__(
+            self, "application_log_level", ApplicationLogLevel(self.application_log_level or ApplicationLogLevel.INFO)
+        )
+        object.__setattr__(self, "system_log_level", SystemLogLevel(self.system_log_level or SystemLogLevel.INFO))
+
+    def group(self, function_name: str) -> str:
+        return self.log_group or f"/aws/lambda/{function_name}"
+
+    @property
+    def system_level(self) -> SystemLogLevel:
+        return self.system_log_level or SystemLogLevel.INFO
+
+
+class TracingMode(enum.StrEnum):
+    """TracingConfig.Mode. Active: every invocation gets a trace id (a new, sampled one unless
+    the caller sent one); PassThrough: only a caller's trace id is handed on."""
+
+    ACTIVE = "Active"
+    PASS_THROUGH = "PassThrough"
 
 KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
 
@@ -85,6 +185,8 @@ class FunctionConfig:
     provisioned_concurrency: int = 0
     layers: tuple[str | os.PathLike[str], ...] = ()
     description: str = ""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    tracing: TracingMode = TracingMode.PASS_THROUGH
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -114,6 +216,12 @@ class FunctionConfig:
                 raise ConfigError("layers", f"must be existing directories, got {str(layer)!r}")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "environment", _check_environment(self.environment))
+        if not isinstance(self.logging, LoggingConfig):
+            raise ConfigError("logging", f"must be a LoggingConfig, got {self.logging!r}")
+        try:
+            object.__setattr__(self, "tracing", TracingMode(self.tracing))
+        except ValueError:
+            raise ConfigError("tracing", f"must be Active or PassThrough, got {self.tracing!r}") from None
 
     def _check_concurrency(self) -> None:
         if self.reserved_concurrency is not None:
@@ -140,19 +248,35 @@ def _check_environment(env: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(env, Mapping):
         raise ConfigError("environment", f"must be a mapping of strings, got {type(env).__name__}")
     checked: dict[str, str] = {}
-    size = 0
     for key, value in env.items():
         if not isinstance(key, str) or not _ENV_KEY.match(key):
             raise ConfigError("environment", f"variable names must match [a-zA-Z][a-zA-Z0-9_]*, got {key!r}")
         if key in RESERVED_ENV_KEYS:
-            raise ConfigError("environment", f"{key} is reserved by Lambda and cannot be set")
+            raise ConfigError(
+                "environment",
+                f"{key} is reserved by Lambda and cannot be set",
+                api_message="Lambda was unable to configure your environment variables because the environment "
+                "variables you have provided contains reserved keys that are currently not supported for "
+                f"modification. Reserved keys used in this request: {key}",
+            )
         if not isinstance(value, str):
             raise ConfigError("environment", f"value of {key} must be a string, got {type(value).__name__}")
-        size += len(key.encode()) + len(value.encode())
         checked[key] = value
-    if size > MAX_ENVIRONMENT_BYTES:
-        raise ConfigError("environment", f"must total at most {MAX_ENVIRONMENT_BYTES} bytes, got {size}")
+    check_environment_size(checked)
     return checked
+
+
+def check_environment_size(variables: Mapping[str, Any]) -> None:
+    """Lambda's 4 KB limit, measured as it measures it: the variables as a compact JSON object."""
+    measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
+    size = len(measured.encode())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError(
+            "environment",
+            f"must total at most {MAX_ENVIRONMENT_BYTES} bytes as a compact JSON object, got {size}",
+            api_message="Lambda was unable to configure your environment variables because the environment "
+            f"variables you have provided exceeded the 4KB limit. String measured: {measured}",
+        )
 
 
 def _paths(name: str, value: object) -> tuple[str, ...]:

@@ -6,8 +6,8 @@
 
 Reads ``AWS::Serverless::Function`` and ``AWS::Lambda::Function`` (Handler, CodeUri / Code,
 Runtime, MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions,
-ProvisionedConcurrencyConfig, EphemeralStorage, FunctionName, Layers, Description,
-EventInvokeConfig with DestinationConfig, DeadLetterQueue / DeadLetterConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
+ProvisionedConcurrencyConfig, EphemeralStorage, FunctionName, Layers, Description, LoggingConfig,
+Tracing (SAM) / TracingConfig.Mode, EventInvokeConfig with DestinationConfig, DeadLetterQueue / DeadLetterConfig), ``AWS::Serverless::LayerVersion`` / ``AWS::Lambda::LayerVersion`` (a folder
 whose ``python/`` is importable, as ``/opt/python`` on Lambda) and ``AWS::Lambda::EventInvokeConfig``.
 Every other resource is skipped with a note. A value the scheduler needs but cannot resolve is a
 :class:`TemplateError` naming the resource and property; an environment variable that cannot be
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import validation
 from .cfn import NO_VALUE, Resolver, TemplateError, load, where
-from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
-from .errors import ConfigError, InvalidParameterValue, ValidationError
+from .config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, Bound, FunctionConfig, SchedulerConfig, TracingMode
+from .errors import ConfigError, InvalidParameterValue, SchedulerError, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
 from .events.destinations import DestinationKind, dead_letter_target, kind_of
 
@@ -190,8 +191,8 @@ class _Reader:
         if not isinstance(handler, str):
             raise TemplateError(f"{where(logical_id, 'Handler')}: required, got {handler!r}")
         settings: dict[str, Any] = {
-            "memory_mb": self._int(logical_id, props, "MemorySize", 128, 128, 10_240),
-            "timeout_s": self._int(logical_id, props, "Timeout", 3, 1, MAX_TIMEOUT_S),
+            "memory_mb": self._int(logical_id, props, "MemorySize", 128, MEMORY),
+            "timeout_s": self._int(logical_id, props, "Timeout", 3, TIMEOUT),
             "environment": self._environment(logical_id, props),
             "layers": self._layers(logical_id, props),
             "provisioned_concurrency": self._provisioned(logical_id, props),
@@ -204,10 +205,13 @@ class _Reader:
         storage = self._prop(logical_id, props, "EphemeralStorage")
         if storage is not None:
             size = storage.get("Size") if isinstance(storage, dict) else None
-            settings["ephemeral_storage_mb"] = _as_int(size, where(logical_id, "EphemeralStorage.Size"), 512, 10_240)
+            settings["ephemeral_storage_mb"] = _as_int(
+                size, where(logical_id, "EphemeralStorage.Size"), EPHEMERAL_STORAGE.low, EPHEMERAL_STORAGE.high
+            )
         description = self._prop(logical_id, props, "Description")
         if isinstance(description, str):
             settings["description"] = description
+        settings.update(self._observability(logical_id, resource, props))
         self._event_invoke_property(logical_id, name, props)
         self._dead_letter(logical_id, name, resource, props)
         try:
@@ -221,8 +225,33 @@ class _Reader:
         except ConfigError as exc:
             raise TemplateError(f"resource {logical_id}: {exc.message}") from None
 
-    def _int(self, logical_id: str, props: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-        return _as_int(self._prop(logical_id, props, name, default), where(logical_id, name), low, high)
+    def _int(self, logical_id: str, props: dict[str, Any], name: str, default: int, bound: Bound) -> int:
+        return _as_int(self._prop(logical_id, props, name, default), where(logical_id, name), bound.low, bound.high)
+
+    def _observability(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+        """LoggingConfig (the function's or Globals'), and tracing: SAM's ``Tracing: Active``
+        or a ``TracingConfig: {Mode: Active}`` (either resource type)."""
+        out: dict[str, Any] = {}
+        logging_config = self._prop(logical_id, props, "LoggingConfig")
+        if logging_config is not None:
+            at = where(logical_id, "LoggingConfig")
+            if not isinstance(logging_config, dict):
+                raise TemplateError(f"{at}: must be a mapping, got {logging_config!r}")
+            try:
+                out["logging"] = validation.logging_config(logging_config)
+            except SchedulerError as exc:
+                raise TemplateError(f"{at}: {exc.message}") from None
+        mode = self._prop(logical_id, props, "Tracing") if resource["Type"] == SERVERLESS_FUNCTION else None
+        key = "Tracing"
+        if mode is None:
+            config = self._prop(logical_id, props, "TracingConfig")
+            mode, key = (config.get("Mode") if isinstance(config, dict) else config), "TracingConfig.Mode"
+        if mode is not None and mode != "Disabled":  # SAM's Disabled: no tracing configuration
+            try:
+                out["tracing"] = TracingMode(mode)
+            except ValueError:
+                raise TemplateError(f"{where(logical_id, key)}: must be Active or PassThrough, got {mode!r}") from None
+        return out
 
     def _code_dir(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> Path:
         key = "CodeUri" if resource["Type"] == SERVERLESS_FUNCTION else "Code"

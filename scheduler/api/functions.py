@@ -17,13 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import MAX_TIMEOUT_S, FunctionConfig
+from .. import validation
+from ..config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, FunctionConfig
 from ..engine.status import FunctionStatus
 from ..errors import InvalidParameterValue, PreconditionFailed, ResourceConflict, constraint_violation
 from ..events.destinations import dead_letter_target
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
 from . import params, shapes, uploads
-from .catalog import FunctionRecord
+from .catalog import FunctionRecord, Lifecycle
 from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER, SETTINGS
 
 routes = web.RouteTableDef()
@@ -38,19 +39,23 @@ _ARCHITECTURES = ("x86_64", "arm64")
 # --- reading a configuration from a request ---------------------------------------------------
 
 
-def config_changes(body: dict[str, Any]) -> dict[str, Any]:
-    """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body."""
+def config_changes(body: dict[str, Any], current: FunctionConfig | None = None) -> dict[str, Any]:
+    """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body
+    (``current``: the function an update changes), each checked with Lambda's words."""
     changes: dict[str, Any] = {}
-    for key, field in (("Handler", "handler"), ("Runtime", "runtime"), ("Description", "description")):
-        value = params.string(body, key)
+    runtime = params.string(body, "Runtime")
+    if runtime is not None:
+        changes["runtime"] = validation.runtime(runtime)
+    handler = params.string(body, "Handler")
+    if handler is not None:
+        changes["handler"] = validation.handler(handler)
+    description = params.string(body, "Description")
+    if description is not None:
+        changes["description"] = validation.description(description)
+    for key, field, bound in (("Timeout", "timeout_s", TIMEOUT), ("MemorySize", "memory_mb", MEMORY)):
+        value = params.bounded(body, key, bound)
         if value is not None:
             changes[field] = value
-    timeout = params.integer(body, "Timeout", 1, MAX_TIMEOUT_S)
-    if timeout is not None:
-        changes["timeout_s"] = timeout
-    memory = params.integer(body, "MemorySize", 128, 10_240)
-    if memory is not None:
-        changes["memory_mb"] = memory
     environment = params.mapping(body, "Environment")
     if environment is not None:
         variables = environment.get("Variables") or {}
@@ -59,9 +64,16 @@ def config_changes(body: dict[str, Any]) -> dict[str, Any]:
         changes["environment"] = variables
     storage = params.mapping(body, "EphemeralStorage")
     if storage is not None:
+        size = storage.get("Size")
         changes["ephemeral_storage_mb"] = params.check_integer(
-            storage.get("Size"), "ephemeralStorage.size", 512, 10_240
+            size, EPHEMERAL_STORAGE.member, EPHEMERAL_STORAGE.low, EPHEMERAL_STORAGE.high
         )
+    logging = params.mapping(body, "LoggingConfig")
+    if logging is not None:
+        changes["logging"] = validation.logging_config(logging, current.logging if current else None)
+    tracing = params.mapping(body, "TracingConfig")
+    if tracing is not None:
+        changes["tracing"] = validation.tracing_mode(tracing)
     if body.get("Layers"):
         raise InvalidParameterValue(
             "Layers given by ARN cannot be fetched by lambda-scheduler; define them in a SAM template instead."
@@ -135,6 +147,7 @@ async def _configuration(request: web.Request, fn: FunctionStatus, status: int =
     record = catalog.record(fn)
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
     body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter)
+    record.settle()  # a Pending / InProgress answer is the only one that says so (catalog.py)
     return web.json_response(body, status=status)
 
 
@@ -189,6 +202,7 @@ async def _create_function(request: web.Request) -> web.Response:
     if architectures:
         record.architectures = architectures
     request.app[CATALOG].add(record)
+    record.changing(Lifecycle.PENDING)
     return await _configuration(request, fn, status=201)
 
 
@@ -242,7 +256,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     body = await params.read_json_object(request, CONFIG_REQUEST_LIMIT, "UpdateFunctionConfiguration")
     record = request.app[CATALOG].record(fn)
     _check_revision(body, record)
-    changes = config_changes(body)
+    changes = config_changes(body, fn.config)
     dead_letter = _dead_letter(body)
     role = params.string(body, "Role")
     if changes:
@@ -251,6 +265,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     if role is not None:
         record.role = role
     record.touch()
+    record.changing()
     return await _configuration(request, request.app[SCHEDULER].status(fn.name))
 
 
@@ -292,6 +307,7 @@ async def _update_function_code(request: web.Request, fn: FunctionStatus) -> web
     if architectures:
         record.architectures = architectures
     record.touch()
+    record.changing()
     return await _configuration(request, request.app[SCHEDULER].status(fn.name))
 
 

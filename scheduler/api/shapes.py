@@ -8,10 +8,12 @@ import math
 from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
+from ..config import FunctionConfig, LogFormat
+from ..engine.platform_log import runtime_version_arn
 from ..engine.scheduler import Scheduler
 from ..engine.status import FunctionStatus
 from ..events import EventInvokeConfig
-from .catalog import FunctionRecord
+from .catalog import FunctionRecord, Lifecycle, UpdateStatus
 
 # Lambda's default code storage per region (75 GB).
 TOTAL_CODE_SIZE = 80_530_636_800
@@ -35,15 +37,15 @@ def function_configuration(
         "LastModified": record.last_modified,
         "CodeSha256": code.sha256,
         "Version": "$LATEST",
-        "TracingConfig": {"Mode": "PassThrough"},
+        "TracingConfig": {"Mode": config.tracing.value},
         "RevisionId": record.revision_id,
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
+        **_states(record),
         "PackageType": "Zip",
         "Architectures": list(record.architectures),
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{fn.name}"},
+        "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(_region(fn), config.runtime)},
+        "LoggingConfig": logging_config(config),
     }
     if config.environment:
         out["Environment"] = {"Variables": dict(config.environment)}
@@ -52,6 +54,39 @@ def function_configuration(
     if config.layers:
         out["Layers"] = [{"Arn": _layer_arn(fn, str(layer))} for layer in config.layers]
     return out
+
+
+# Lambda's words for a change still being applied (it says "created" for updates too).
+_CHANGING = {"Reason": "The function is being created.", "ReasonCode": "Creating"}
+
+
+def _states(record: FunctionRecord) -> dict[str, str]:
+    """State (with its reason while Pending) and LastUpdateStatus (with its reason while
+    InProgress); a new function's answer carries no LastUpdateStatus, as Lambda's does not."""
+    out = {"State": record.lifecycle.value}
+    if record.lifecycle is Lifecycle.PENDING:
+        out.update({f"State{key}": text for key, text in _CHANGING.items()})
+        return out
+    out["LastUpdateStatus"] = record.update_status.value
+    if record.update_status is UpdateStatus.IN_PROGRESS:
+        out.update({f"LastUpdateStatus{key}": text for key, text in _CHANGING.items()})
+    return out
+
+
+def logging_config(config: FunctionConfig) -> dict[str, str]:
+    """LoggingConfig as Lambda reports it: the levels only with JSON, the log group always."""
+    logging = config.logging
+    out = {"LogFormat": logging.log_format.value}
+    if logging.log_format is LogFormat.JSON:
+        assert logging.application_log_level is not None and logging.system_log_level is not None
+        out["ApplicationLogLevel"] = logging.application_log_level.value
+        out["SystemLogLevel"] = logging.system_log_level.value
+    out["LogGroup"] = logging.group(config.name)
+    return out
+
+
+def _region(fn: FunctionStatus) -> str:
+    return fn.arn.split(":")[3]
 
 
 def _layer_arn(fn: FunctionStatus, path: str) -> str:

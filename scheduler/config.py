@@ -50,8 +50,8 @@ class LogFormat(enum.StrEnum):
     """LoggingConfig.LogFormat: how the runtime writes application logs and the platform its
     records (START / REPORT lines, or ``platform.*`` JSON records)."""
 
-    TEXT = "Text"
     JSON = "JSON"
+    TEXT = "Text"
 
 
 class ApplicationLogLevel(enum.StrEnum):

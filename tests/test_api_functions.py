@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from scheduler.codezip import unpack_zip
-from scheduler.errors import InvalidParameterValue
+from scheduler.errors import InvalidParameterValue, RequestTooLarge
 
 from .conftest import MakeServer, aws, fn, until
 
@@ -207,7 +207,7 @@ def test_unpack_counts_the_bytes_it_writes(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterValue):
         unpack_zip(bytes(lying), tmp_path / "lying", max_unzipped=1000)
     assert not (tmp_path / "lying").exists()
-    with pytest.raises(InvalidParameterValue, match="Zipped size must be smaller than 10 bytes"):
+    with pytest.raises(RequestTooLarge, match="Zipped size must be smaller than 10 bytes"):
         unpack_zip(data, tmp_path / "zipped", max_zipped=10)
     info = unpack_zip(make_zip({"run.sh": "#!/bin/sh\n"}, 0o755), tmp_path / "ok")
     assert (tmp_path / "ok" / "run.sh").stat().st_mode & 0o111

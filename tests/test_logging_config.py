@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import MakeServer, aws
+from .conftest import MakeServer, aws, cli_environment
 from .test_api_functions import create_args, make_zip
 
 APP = """
@@ -216,16 +215,7 @@ async def test_trace_ids_generated_when_active_and_propagated(make_server: MakeS
 async def test_aws_cli_logging_config_round_trip(make_server: MakeServer, tmp_path: Path) -> None:
     served = await make_server()
     (tmp_path / "code.zip").write_bytes(make_zip({"app.py": APP}))
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-    }
+    env = cli_environment(tmp_path)
 
     async def cli(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(

@@ -25,7 +25,7 @@ from .config import (
     SystemLogLevel,
     TracingMode,
 )
-from .errors import InvalidParameterValue, constraint_violation
+from .errors import InvalidParameterValue, ValidationError, constraint_violation
 
 # The runtimes Lambda accepts for a new or updated function, in the order its refusal lists them.
 SUPPORTED_RUNTIMES = (
@@ -46,6 +46,11 @@ CREATE_NAME_PATTERN = (
 _CREATE_NAME = re.compile(
     r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d:)?(\d{12}:)?"
     r"(function:)?([a-zA-Z0-9_-]+)(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
+# What every other operation accepts as a function name (a qualifier may follow), as printed.
+LOOKUP_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
+    r"(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
 )
 MAX_NAME = 64
 MAX_NAME_ARN = 140
@@ -86,6 +91,13 @@ def function_name(value: str) -> str:
     if len(value) > limit:
         raise constraint_violation(value, "functionName", f"Member must have length less than or equal to {limit}")
     return value
+
+
+def malformed_name(value: str) -> ValidationError:
+    """The refusal of a function name that no operation accepts (in a path or an ARN)."""
+    return constraint_violation(
+        value, "functionName", f"Member must satisfy regular expression pattern: {LOOKUP_NAME_PATTERN}"
+    )
 
 
 def handler(value: str) -> str:

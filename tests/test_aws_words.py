@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from scheduler.validation import CREATE_NAME_PATTERN, SUPPORTED_RUNTIMES
+from scheduler.validation import CREATE_NAME_PATTERN, LOOKUP_NAME_PATTERN, SUPPORTED_RUNTIMES
 
 from .conftest import MakeServer, aws
 from .test_api_functions import HANDLER_V1, HANDLER_V2, create_args, make_zip
@@ -127,3 +127,22 @@ async def test_states_for_boto3_waiters(make_server: MakeServer) -> None:
     assert "LastUpdateStatusReason" not in configuration
     assert configuration["RuntimeVersionConfig"]["RuntimeVersionArn"].startswith("arn:aws:lambda:us-east-1::runtime:")
     assert json.loads((await aws(client.invoke, FunctionName="stately"))["Payload"]) == {"version": 2}
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:stately"
+    assert configuration["FunctionArn"] == arn  # unqualified when asked without a qualifier
+    latest = await aws(client.get_function_configuration, FunctionName="stately", Qualifier="$LATEST")
+    assert latest["FunctionArn"] == f"{arn}:$LATEST"
+    by_name = await aws(client.get_function, FunctionName="stately:$LATEST")
+    assert by_name["Configuration"]["FunctionArn"] == f"{arn}:$LATEST"
+
+
+async def test_lookups_refuse_malformed_names(make_server: MakeServer) -> None:
+    served = await make_server()
+    client = served.client(validate=False)
+    for call in (client.get_function, client.get_function_configuration, client.invoke):
+        with pytest.raises(ClientError) as exc:
+            await aws(call, FunctionName="no!such")
+        assert exc.value.response["Error"] == {
+            "Code": "ValidationException",
+            "Message": "1 validation error detected: Value 'no!such' at 'functionName' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {LOOKUP_NAME_PATTERN}",
+        }

@@ -142,11 +142,13 @@ def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
         )
 
 
-async def _configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
+async def _configuration(
+    request: web.Request, fn: FunctionStatus, status: int = 200, qualifier: str | None = None
+) -> web.Response:
     catalog = request.app[CATALOG]
     record = catalog.record(fn)
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
-    body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter)
+    body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter, qualifier)
     record.settle()  # a Pending / InProgress answer is the only one that says so (catalog.py)
     return web.json_response(body, status=status)
 
@@ -242,12 +244,13 @@ async def get_function(request: web.Request) -> web.Response:
     fn = params.function(request)
     catalog = request.app[CATALOG]
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
-    return web.json_response(shapes.get_function(fn, catalog.record(fn), await catalog.code(fn), dead_letter))
+    code = await catalog.code(fn)
+    return web.json_response(shapes.get_function(fn, catalog.record(fn), code, dead_letter, params.qualifier(request)))
 
 
 @routes.get("/2015-03-31/functions/{name}/configuration")
 async def get_function_configuration(request: web.Request) -> web.Response:
-    return await _configuration(request, params.function(request))
+    return await _configuration(request, params.function(request), qualifier=params.qualifier(request))
 
 
 @routes.put("/2015-03-31/functions/{name}/configuration")

@@ -20,12 +20,18 @@ TOTAL_CODE_SIZE = 80_530_636_800
 
 
 def function_configuration(
-    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+    fn: FunctionStatus,
+    record: FunctionRecord,
+    code: CodeInfo,
+    dead_letter: str | None = None,
+    qualifier: str | None = None,
 ) -> dict[str, Any]:
+    """``qualifier``: the one the request named (``$LATEST``), which Lambda's FunctionArn then
+    ends with; unqualified requests get the unqualified ARN."""
     config = fn.config
     out: dict[str, Any] = {
         "FunctionName": fn.name,
-        "FunctionArn": fn.arn,
+        "FunctionArn": fn.arn if qualifier is None else f"{fn.arn}:{qualifier}",
         "Runtime": config.runtime,
         "Role": record.role,
         "Handler": config.handler,
@@ -96,10 +102,14 @@ def _layer_arn(fn: FunctionStatus, path: str) -> str:
 
 
 def get_function(
-    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+    fn: FunctionStatus,
+    record: FunctionRecord,
+    code: CodeInfo,
+    dead_letter: str | None = None,
+    qualifier: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(fn, record, code, dead_letter),
+        "Configuration": function_configuration(fn, record, code, dead_letter, qualifier),
         # Lambda hands out a pre-signed S3 URL; locally the code is a folder on this machine.
         "Code": {"RepositoryType": "S3", "Location": f"file://{fn.config.code_dir}"},
     }

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
 
@@ -84,7 +84,10 @@ LOG_LEVEL_TEXT_REFUSED = (
     'LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request or change the '
     'LogFormat to "JSON" and try again.'
 )
-_LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
+# A log group name, as Lambda's API prints its pattern, and its length.
+LOG_GROUP_PATTERN = r"[\.\-_/#A-Za-z0-9]+"
+LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]+$")
+MAX_LOG_GROUP = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +102,18 @@ class LoggingConfig:
     log_group: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "log_format", LogFormat(self.log_format))
-        if self.log_group is not None and not _LOG_GROUP.match(self.log_group):
-            raise ConfigError("log_group", f"must match [.\\-_/#A-Za-z0-9]{{1,512}}, got {self.log_group!r}")
+        object.__setattr__(self, "log_format", _enum("log_format", LogFormat, self.log_format))
+        group = self.log_group
+        if group is not None and not (isinstance(group, str) and LOG_GROUP.match(group) and len(group) <= MAX_LOG_GROUP):
+            raise ConfigError("log_group", f"must be 1-{MAX_LOG_GROUP} of {LOG_GROUP_PATTERN}, got {group!r}")
         if self.log_format is LogFormat.TEXT:
             if self.application_log_level is not None or self.system_log_level is not None:
                 raise ConfigError("logging", "log levels need LogFormat JSON", api_message=LOG_LEVEL_TEXT_REFUSED)
             return
-        object.__setattr__(
-            self, "application_log_level", ApplicationLogLevel(self.application_log_level or ApplicationLogLevel.INFO)
-        )
-        object.__setattr__(self, "system_log_level", SystemLogLevel(self.system_log_level or SystemLogLevel.INFO))
+        app_level = self.application_log_level or ApplicationLogLevel.INFO
+        object.__setattr__(self, "application_log_level", _enum("application_log_level", ApplicationLogLevel, app_level))
+        system_level = self.system_log_level or SystemLogLevel.INFO
+        object.__setattr__(self, "system_log_level", _enum("system_log_level", SystemLogLevel, system_level))
 
     def group(self, function_name: str) -> str:
         return self.log_group or f"/aws/lambda/{function_name}"
@@ -155,6 +159,16 @@ RESERVED_ENV_KEYS = frozenset(
         "LAMBDA_RUNTIME_DIR",
     }
 )
+
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _enum(name: str, kind: type[_E], value: Any) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(name, f"must be one of {', '.join(kind)}, got {value!r}") from None
 
 
 def _int_between(name: str, value: Any, low: int, high: int) -> int:
@@ -218,10 +232,7 @@ class FunctionConfig:
         object.__setattr__(self, "environment", _check_environment(self.environment))
         if not isinstance(self.logging, LoggingConfig):
             raise ConfigError("logging", f"must be a LoggingConfig, got {self.logging!r}")
-        try:
-            object.__setattr__(self, "tracing", TracingMode(self.tracing))
-        except ValueError:
-            raise ConfigError("tracing", f"must be Active or PassThrough, got {self.tracing!r}") from None
+        object.__setattr__(self, "tracing", _enum("tracing", TracingMode, self.tracing))
 
     def _check_concurrency(self) -> None:
         if self.reserved_concurrency is not None:

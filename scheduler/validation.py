@@ -19,6 +19,9 @@ import re
 from typing import Any
 
 from .config import (
+    LOG_GROUP,
+    LOG_GROUP_PATTERN,
+    MAX_LOG_GROUP,
     ApplicationLogLevel,
     LogFormat,
     LoggingConfig,
@@ -57,9 +60,6 @@ MAX_NAME_ARN = 140
 MAX_HANDLER = 128
 MAX_DESCRIPTION = 256
 _HANDLER = re.compile(r"^[^\s]+$")
-LOG_GROUP_PATTERN = r"[\.\-_/#A-Za-z0-9]+"
-_LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]+$")
-MAX_LOG_GROUP = 512
 
 
 def _enum_text(values: Any) -> str:
@@ -90,6 +90,17 @@ def function_name(value: str) -> str:
     limit = MAX_NAME_ARN if ":" in value else MAX_NAME
     if len(value) > limit:
         raise constraint_violation(value, "functionName", f"Member must have length less than or equal to {limit}")
+    return value
+
+
+ROLE_PATTERN = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
+_ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+
+
+def role(value: str) -> str:
+    """An execution role's ARN (stored and reported: there is no IAM here to assume it in)."""
+    if not _ROLE.match(value):
+        raise constraint_violation(value, "role", f"Member must satisfy regular expression pattern: {ROLE_PATTERN}")
     return value
 
 
@@ -146,7 +157,7 @@ def logging_config(body: dict[str, Any], current: LoggingConfig | None = None) -
 
 
 def _log_group(value: Any) -> str:
-    if not isinstance(value, str) or not _LOG_GROUP.match(value):
+    if not isinstance(value, str) or not LOG_GROUP.match(value):
         raise constraint_violation(
             value, "loggingConfig.logGroup", f"Member must satisfy regular expression pattern: {LOG_GROUP_PATTERN}"
         )

@@ -84,6 +84,13 @@ async def test_refusals_in_lambdas_words(make_server: MakeServer) -> None:
             "Member must satisfy enum value set: [Active, PassThrough]"
         ),
     )
+    assert await refused(400, Role="admin") == (
+        "ValidationException",
+        (
+            "1 validation error detected: Value 'admin' at 'role' failed to satisfy constraint: Member must satisfy "
+            r"regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
+        ),
+    )
     assert await refused(400, Code=None) == (
         "ValidationException",
         "1 validation error detected: Value null at 'code' failed to satisfy constraint: Member must not be null",

@@ -107,6 +107,11 @@ def _set_dead_letter(request: web.Request, name: str, target: Any) -> None:
         letters[name] = target
 
 
+def _role(body: dict[str, Any]) -> str | None:
+    role = params.string(body, "Role")
+    return None if role is None else validation.role(role)
+
+
 def _architectures(body: dict[str, Any]) -> list[str] | None:
     value = body.get("Architectures")
     if value is None:
@@ -184,7 +189,7 @@ async def _create_function(request: web.Request) -> web.Response:
     data = _code_zip(code)
     architectures = _architectures(body)
     tags = params.mapping(body, "Tags") or {}
-    role = params.string(body, "Role")
+    role = _role(body)
     if name in scheduler.functions:
         raise ResourceConflict(f"Function already exist: {name}")
     store = request.app[CODE_STORE]
@@ -261,7 +266,7 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     _check_revision(body, record)
     changes = config_changes(body, fn.config)
     dead_letter = _dead_letter(body)
-    role = params.string(body, "Role")
+    role = _role(body)
     if changes:
         request.app[SCHEDULER].update_function(fn.config.replace(**changes))
     _set_dead_letter(request, fn.name, dead_letter)

@@ -140,15 +140,17 @@ class PlatformLog:
 
     # --- the init phase -------------------------------------------------------------------
 
-    def init_start(self, provisioned: bool) -> str:
-        """platform.initStart before a cold start's Init output (the text format has no line)."""
+    def init_start(self) -> str:
+        """platform.initStart before a cold start's Init output (the text format has no line).
+        Only an invocation's own Init is in its log: a provisioned or pre-warmed environment's
+        Init output goes to the environment's log, as it does on Lambda."""
         if not self._json:
             return ""
         return self._record(
             "initStart",
             _INFO,
             {
-                "initializationType": "provisioned-concurrency" if provisioned else "on-demand",
+                "initializationType": "on-demand",
                 "phase": "init",
                 "runtimeVersion": self._runtime,
                 "runtimeVersionArn": self._runtime_arn,

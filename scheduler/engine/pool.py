@@ -252,7 +252,8 @@ class Pool:
         """Start an environment for ``inv``: (environment, invoke deadline), or the result of
         an Init that failed twice."""
         init_log = LogBuffer(self.ctx.settings.max_log_bytes)
-        inv.parts.append(self.platform.init_start(False))
+        if self.platform.is_json:
+            inv.parts.append(self.platform.init_start())
         inv.parts.append(init_log)
         began = time.perf_counter()
         env, outcome = await self.start_environment(False, init_log, self.ctx.settings.init_timeout_s)

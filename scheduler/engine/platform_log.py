@@ -21,9 +21,9 @@ succeed), which are WARN, so WARN keeps the failures alone. Nothing here is DEBU
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..config import FunctionConfig, LogFormat, SystemLogLevel
 from . import logs
@@ -33,17 +33,13 @@ if TYPE_CHECKING:
 
 _INFO = SystemLogLevel.INFO.rank
 _WARN = SystemLogLevel.WARN.rank
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode = msgspec.json.Encoder().encode  # compact, UTF-8 as it is: the records as Lambda writes them
 
 
 def runtime_version_arn(region: str, runtime: str) -> str:
     """Lambda names a runtime version ``arn:aws:lambda:<region>::runtime:<64 hex>``; here the
     version is the runtime name's digest, the same for as long as the runtime is."""
     return f"arn:aws:lambda:{region}::runtime:{hashlib.sha256(runtime.encode()).hexdigest()}"
-
-
-def _time(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _ms(value: float) -> float:
@@ -72,8 +68,8 @@ class PlatformLog:
     def _record(self, kind: str, level: int, record: dict[str, Any], epoch_s: float | None = None) -> str:
         if level < self._floor:
             return ""
-        when = logs.iso_now() if epoch_s is None else _time(epoch_s)
-        return _dumps({"time": when, "type": f"platform.{kind}", "record": record}) + "\n"
+        when = logs.iso_now() if epoch_s is None else logs.iso_time(epoch_s)
+        return _encode({"time": when, "type": f"platform.{kind}", "record": record}).decode() + "\n"
 
     # --- the invoke phase -----------------------------------------------------------------
 

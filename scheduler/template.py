@@ -24,10 +24,11 @@ from typing import Any
 
 from . import validation
 from .cfn import NO_VALUE, Resolver, TemplateError, load, where
-from .config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, Bound, FunctionConfig, SchedulerConfig, TracingMode
+from .config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, Bound, FunctionConfig, SchedulerConfig
 from .errors import ConfigError, InvalidParameterValue, SchedulerError, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
 from .events.destinations import DestinationKind, dead_letter_target, kind_of
+from .logconfig import TracingMode
 
 __all__ = ["Template", "TemplateError", "load_template"]
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .config import (
+from .errors import InvalidParameterValue, ValidationError, constraint_violation
+from .logconfig import (
     LOG_GROUP,
     LOG_GROUP_PATTERN,
     MAX_LOG_GROUP,
@@ -28,7 +29,6 @@ from .config import (
     SystemLogLevel,
     TracingMode,
 )
-from .errors import InvalidParameterValue, ValidationError, constraint_violation
 
 # The runtimes Lambda accepts for a new or updated function, in the order its refusal lists them.
 SUPPORTED_RUNTIMES = (

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scheduler.config import LogFormat, LoggingConfig, ServerConfig, SystemLogLevel, TracingMode
+from scheduler.config import ServerConfig
+from scheduler.logconfig import LogFormat, LoggingConfig, SystemLogLevel, TracingMode
 from scheduler.template import load_template
 
 from .conftest import FAST_EVENTS, MakeScheduler, MakeServer, aws, fn, until

@@ -8,11 +8,12 @@ import math
 from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
-from ..config import FunctionConfig, LogFormat
+from ..config import FunctionConfig
 from ..engine.platform_log import runtime_version_arn
 from ..engine.scheduler import Scheduler
 from ..engine.status import FunctionStatus
 from ..events import EventInvokeConfig
+from ..logconfig import LogFormat
 from .catalog import FunctionRecord, Lifecycle, UpdateStatus
 
 # Lambda's default code storage per region (75 GB).

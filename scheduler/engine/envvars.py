@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import FunctionConfig, LogFormat, SchedulerConfig
+from ..config import FunctionConfig, SchedulerConfig
+from ..logconfig import LogFormat
 
 RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "worker")
 

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..config import FunctionConfig, LogFormat, SystemLogLevel
+from ..config import FunctionConfig
+from ..logconfig import LogFormat, SystemLogLevel
 from . import logs
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 
-from ..config import TracingMode
+from ..logconfig import TracingMode
 
 _getrandbits = random.getrandbits
 

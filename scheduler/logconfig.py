@@ -64,7 +64,7 @@ LOG_LEVEL_TEXT_REFUSED = (
 )
 # A log group name, as Lambda's API prints its pattern, and its length.
 LOG_GROUP_PATTERN = r"[\.\-_/#A-Za-z0-9]+"
-LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]+$")
+LOG_GROUP = re.compile(LOG_GROUP_PATTERN)
 MAX_LOG_GROUP = 512
 
 
@@ -82,7 +82,7 @@ class LoggingConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "log_format", checked_enum("log_format", LogFormat, self.log_format))
         group = self.log_group
-        if group is not None and not (isinstance(group, str) and LOG_GROUP.match(group) and len(group) <= MAX_LOG_GROUP):
+        if group is not None and not (isinstance(group, str) and LOG_GROUP.fullmatch(group) and len(group) <= MAX_LOG_GROUP):
             raise ConfigError("log_group", f"must be 1-{MAX_LOG_GROUP} of {LOG_GROUP_PATTERN}, got {group!r}")
         if self.log_format is LogFormat.TEXT:
             if self.application_log_level is not None or self.system_log_level is not None:

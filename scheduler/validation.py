@@ -46,10 +46,7 @@ CREATE_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
     r"(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
 )
-_CREATE_NAME = re.compile(
-    r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d:)?(\d{12}:)?"
-    r"(function:)?([a-zA-Z0-9_-]+)(:(\$LATEST|[a-zA-Z0-9_-]+))?$"
-)
+_CREATE_NAME = re.compile(CREATE_NAME_PATTERN)  # Lambda's patterns read the same in Python's re
 # What every other operation accepts as a function name (a qualifier may follow), as printed.
 LOOKUP_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
@@ -59,7 +56,8 @@ MAX_NAME = 64
 MAX_NAME_ARN = 140
 MAX_HANDLER = 128
 MAX_DESCRIPTION = 256
-_HANDLER = re.compile(r"^[^\s]+$")
+HANDLER_PATTERN = r"[^\s]+"
+_HANDLER = re.compile(HANDLER_PATTERN)
 
 
 def _enum_text(values: Any) -> str:
@@ -83,7 +81,7 @@ def runtime(value: str) -> str:
 
 def function_name(value: str) -> str:
     """CreateFunction's FunctionName: the pattern first, then the length (a name or an ARN)."""
-    if not _CREATE_NAME.match(value):
+    if not _CREATE_NAME.fullmatch(value):
         raise constraint_violation(
             value, "functionName", f"Member must satisfy regular expression pattern: {CREATE_NAME_PATTERN}"
         )
@@ -94,12 +92,12 @@ def function_name(value: str) -> str:
 
 
 ROLE_PATTERN = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
-_ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+_ROLE = re.compile(ROLE_PATTERN)
 
 
 def role(value: str) -> str:
     """An execution role's ARN (stored and reported: there is no IAM here to assume it in)."""
-    if not _ROLE.match(value):
+    if not _ROLE.fullmatch(value):
         raise constraint_violation(value, "role", f"Member must satisfy regular expression pattern: {ROLE_PATTERN}")
     return value
 
@@ -114,8 +112,8 @@ def malformed_name(value: str) -> ValidationError:
 def handler(value: str) -> str:
     if len(value) > MAX_HANDLER:
         raise constraint_violation(value, "handler", f"Member must have length less than or equal to {MAX_HANDLER}")
-    if not _HANDLER.match(value):
-        raise constraint_violation(value, "handler", r"Member must satisfy regular expression pattern: [^\s]+")
+    if not _HANDLER.fullmatch(value):
+        raise constraint_violation(value, "handler", f"Member must satisfy regular expression pattern: {HANDLER_PATTERN}")
     return value
 
 
@@ -157,7 +155,7 @@ def logging_config(body: dict[str, Any], current: LoggingConfig | None = None) -
 
 
 def _log_group(value: Any) -> str:
-    if not isinstance(value, str) or not LOG_GROUP.match(value):
+    if not isinstance(value, str) or not LOG_GROUP.fullmatch(value):
         raise constraint_violation(
             value, "loggingConfig.logGroup", f"Member must satisfy regular expression pattern: {LOG_GROUP_PATTERN}"
         )

@@ -170,6 +170,10 @@ async def test_levels_need_the_json_format(make_server: MakeServer) -> None:
         "1 validation error detected: Value 'LOUD' at 'loggingConfig.applicationLogLevel' failed to satisfy "
         "constraint: Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]"
     )
+    assert (await refused({"LogFormat": "JSON", "LogGroup": "no spaces allowed"}))["Message"] == (
+        "1 validation error detected: Value 'no spaces allowed' at 'loggingConfig.logGroup' failed to satisfy "
+        r"constraint: Member must satisfy regular expression pattern: [\.\-_/#A-Za-z0-9]+"
+    )
     assert not served.scheduler.functions
     # An update that gives a level to a Text function is refused the same way.
     await aws(client.create_function, **create_args("plain", code))

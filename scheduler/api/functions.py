@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -39,19 +40,21 @@ _ARCHITECTURES = ("x86_64", "arm64")
 # --- reading a configuration from a request ---------------------------------------------------
 
 
+_STRINGS: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+    ("Runtime", "runtime", validation.runtime),
+    ("Handler", "handler", validation.handler),
+    ("Description", "description", validation.description),
+)
+
+
 def config_changes(body: dict[str, Any], current: FunctionConfig | None = None) -> dict[str, Any]:
     """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body
     (``current``: the function an update changes), each checked with Lambda's words."""
     changes: dict[str, Any] = {}
-    runtime = params.string(body, "Runtime")
-    if runtime is not None:
-        changes["runtime"] = validation.runtime(runtime)
-    handler = params.string(body, "Handler")
-    if handler is not None:
-        changes["handler"] = validation.handler(handler)
-    description = params.string(body, "Description")
-    if description is not None:
-        changes["description"] = validation.description(description)
+    for key, field, check in _STRINGS:
+        value = params.string(body, key)
+        if value is not None:
+            changes[field] = check(value)
     for key, field, bound in (("Timeout", "timeout_s", TIMEOUT), ("MemorySize", "memory_mb", MEMORY)):
         value = params.bounded(body, key, bound)
         if value is not None:

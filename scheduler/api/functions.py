@@ -52,13 +52,13 @@ def config_changes(body: dict[str, Any], current: FunctionConfig | None = None) 
     (``current``: the function an update changes), each checked with Lambda's words."""
     changes: dict[str, Any] = {}
     for key, field, check in _STRINGS:
-        value = params.string(body, key)
-        if value is not None:
-            changes[field] = check(value)
+        text = params.string(body, key)
+        if text is not None:
+            changes[field] = check(text)
     for key, field, bound in (("Timeout", "timeout_s", TIMEOUT), ("MemorySize", "memory_mb", MEMORY)):
-        value = params.bounded(body, key, bound)
-        if value is not None:
-            changes[field] = value
+        number = params.bounded(body, key, bound)
+        if number is not None:
+            changes[field] = number
     environment = params.mapping(body, "Environment")
     if environment is not None:
         variables = environment.get("Variables") or {}

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import MakeServer, aws, cli_environment
+from scheduler.api.keys import EVENT_QUEUE
+
+from .conftest import MakeServer, aws, cli_environment, until
 from .test_api_functions import create_args, make_zip
 
 APP = """
@@ -40,6 +42,11 @@ def handler(event, context):
 
 def fails(event, context):
     raise ValueError("boom")
+
+
+def note_trace(event, context):
+    with open(event["path"], "w") as f:
+        f.write(os.environ.get("_X_AMZN_TRACE_ID", "none"))
 """
 
 TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=1$")
@@ -214,6 +221,23 @@ async def test_trace_ids_generated_when_active_and_propagated(make_server: MakeS
     assert await trace("traced", upstream) == upstream
     assert await trace("passed") is None  # PassThrough starts no trace of its own
     assert await trace("passed", upstream) == upstream
+
+
+async def test_event_invocations_are_traced_too(make_server: MakeServer, tmp_path: Path) -> None:
+    served = await make_server()
+    client = served.client()
+    code = make_zip({"app.py": APP})
+    args = create_args("noted", code, Handler="app.note_trace", TracingConfig={"Mode": "Active"})
+    await aws(client.create_function, **args)
+    note = tmp_path / "trace.txt"
+    accepted = await aws(
+        client.invoke, FunctionName="noted", InvocationType="Event", Payload=json.dumps({"path": str(note)})
+    )
+    assert accepted["StatusCode"] == 202
+    queue = served.app[EVENT_QUEUE]
+    await until(lambda: queue.succeeded + queue.dropped == 1)
+    assert queue.succeeded == 1, queue.dropped_by_reason
+    assert TRACE_ID.match(note.read_text())
 
 
 async def test_aws_cli_logging_config_round_trip(make_server: MakeServer, tmp_path: Path) -> None:

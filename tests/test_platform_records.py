@@ -5,8 +5,11 @@ a SAM template's Globals."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from scheduler.config import ServerConfig
 from scheduler.logconfig import LogFormat, LoggingConfig, SystemLogLevel, TracingMode
@@ -67,7 +70,10 @@ async def test_system_level_warn_keeps_only_failures(make_scheduler: MakeSchedul
     assert types == ["platform.runtimeDone", "platform.report"]
 
 
-async def test_log_dir_files_hold_the_json_records(make_server: MakeServer, tmp_path: Path) -> None:
+async def test_log_dir_files_and_printed_logs_hold_the_json_records(
+    make_server: MakeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lambda_scheduler.function")
     config = ServerConfig(code_store_dir=tmp_path / "code", log_dir=tmp_path / "logs", **FAST_EVENTS)
     served = await make_server(fn("noted", "basic.echo", logging=JSON_LOGS), server_config=config)
     response = await aws(served.client().invoke, FunctionName="noted", Payload=b'{"a": 1}', LogType="Tail")
@@ -86,6 +92,8 @@ async def test_log_dir_files_hold_the_json_records(make_server: MakeServer, tmp_
         "platform.report",
     ]
     assert all(r["record"].get("requestId") in (None, request_id) for r in written())
+    printed = [r.getMessage() for r in caplog.records if r.name == "lambda_scheduler.function"]
+    assert len(printed) == 1 and records(printed[0]) == written()  # what the server prints is the same text
 
 
 def test_template_logging_config_and_tracing(tmp_path: Path) -> None:

@@ -134,6 +134,8 @@ async def test_states_for_boto3_waiters(make_server: MakeServer) -> None:
     assert "LastUpdateStatusReason" not in configuration
     assert configuration["RuntimeVersionConfig"]["RuntimeVersionArn"].startswith("arn:aws:lambda:us-east-1::runtime:")
     assert json.loads((await aws(client.invoke, FunctionName="stately"))["Payload"]) == {"version": 2}
+    (listed,) = (await aws(client.list_functions))["Functions"]
+    assert "State" not in listed and "LastUpdateStatus" not in listed  # ListFunctions leaves them out
     arn = "arn:aws:lambda:us-east-1:123456789012:function:stately"
     assert configuration["FunctionArn"] == arn  # unqualified when asked without a qualifier
     latest = await aws(client.get_function_configuration, FunctionName="stately", Qualifier="$LATEST")

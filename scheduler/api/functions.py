@@ -232,9 +232,8 @@ async def list_functions(request: web.Request) -> web.Response:
     for name in names[:page]:
         fn = functions[name]
         dead_letter = request.app[DISPATCHER].dead_letters.get(name)
-        out["Functions"].append(
-            shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
-        )
+        configuration = shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
+        out["Functions"].append(shapes.listed_configuration(configuration))
     if len(names) > page:
         out["NextMarker"] = base64.urlsafe_b64encode(names[page - 1].encode()).decode()
     return web.json_response(out)

@@ -80,6 +80,17 @@ def _states(record: FunctionRecord) -> dict[str, str]:
     return out
 
 
+# ListFunctions reports a subset of each configuration: Lambda leaves the states out of it
+# (GetFunction / GetFunctionConfiguration have them).
+_NOT_LISTED = tuple(f"{state}{part}" for state in ("State", "LastUpdateStatus") for part in ("", "Reason", "ReasonCode"))
+
+
+def listed_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
+    for key in _NOT_LISTED:
+        configuration.pop(key, None)
+    return configuration
+
+
 def logging_config(config: FunctionConfig) -> dict[str, str]:
     """LoggingConfig as Lambda reports it: the levels only with JSON, the log group always."""
     logging = config.logging

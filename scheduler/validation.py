@@ -38,7 +38,10 @@ SUPPORTED_RUNTIMES = (
 )
 _SUPPORTED = frozenset(SUPPORTED_RUNTIMES.split(", "))
 # Runtimes deprecated recently enough that Lambda still names them in a sentence of their own.
-_RECENTLY_DEPRECATED = frozenset({"python3.7", "java8", "go1.x", "provided", "ruby2.7", "nodejs14.x"})
+_RECENTLY_DEPRECATED = frozenset(
+    {"python3.7", "java8", "go1.x", "provided", "ruby2.7", "nodejs14.x", "nodejs12.x", "dotnetcore3.1"}
+)
+ARCHITECTURES = ("x86_64", "arm64")
 
 # What CreateFunction accepts as FunctionName (a name, or a full or partial ARN), as Lambda
 # prints it, and the lengths: 64 for a name, 140 for an ARN.
@@ -100,6 +103,21 @@ def role(value: str) -> str:
     if not _ROLE.fullmatch(value):
         raise constraint_violation(value, "role", f"Member must satisfy regular expression pattern: {ROLE_PATTERN}")
     return value
+
+
+def architectures(value: Any) -> list[str]:
+    """Architectures: a list of exactly one of Lambda's two."""
+    shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else value
+    if isinstance(value, list) and len(value) > 1:
+        raise constraint_violation(shown, "architectures", "Member must have length less than or equal to 1")
+    if not (isinstance(value, list) and len(value) == 1 and value[0] in ARCHITECTURES):
+        raise constraint_violation(
+            shown,
+            "architectures",
+            "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], "
+            "Member must not be null]",
+        )
+    return list(value)
 
 
 def malformed_name(value: str) -> ValidationError:

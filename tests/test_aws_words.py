@@ -91,6 +91,20 @@ async def test_refusals_in_lambdas_words(make_server: MakeServer) -> None:
             r"regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
         ),
     )
+    assert await refused(400, Architectures=["X86_64"]) == (
+        "ValidationException",
+        (
+            "1 validation error detected: Value '[X86_64]' at 'architectures' failed to satisfy constraint: Member must "
+            "satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]"
+        ),
+    )
+    assert await refused(400, Architectures=["x86_64", "arm64"]) == (
+        "ValidationException",
+        (
+            "1 validation error detected: Value '[x86_64, arm64]' at 'architectures' failed to satisfy constraint: "
+            "Member must have length less than or equal to 1"
+        ),
+    )
     assert await refused(400, Code=None) == (
         "ValidationException",
         "1 validation error detected: Value null at 'code' failed to satisfy constraint: Member must not be null",
@@ -147,6 +161,11 @@ async def test_states_for_boto3_waiters(make_server: MakeServer) -> None:
 async def test_lookups_refuse_malformed_names(make_server: MakeServer) -> None:
     served = await make_server()
     client = served.client(validate=False)
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
+        await aws(client.get_function, FunctionName="a" * 65)  # longer than any name: not found, not malformed
+    assert missing.value.response["Error"]["Message"] == (
+        f"Function not found: arn:aws:lambda:us-east-1:123456789012:function:{'a' * 65}"
+    )
     for call in (client.get_function, client.get_function_configuration, client.invoke):
         with pytest.raises(ClientError) as exc:
             await aws(call, FunctionName="no!such")

@@ -34,7 +34,6 @@ routes = web.RouteTableDef()
 CODE_REQUEST_LIMIT = 69_905_067
 CONFIG_REQUEST_LIMIT = 1024 * 1024
 MAX_PAGE = 50
-_ARCHITECTURES = ("x86_64", "arm64")
 
 
 # --- reading a configuration from a request ---------------------------------------------------
@@ -117,11 +116,7 @@ def _role(body: dict[str, Any]) -> str | None:
 
 def _architectures(body: dict[str, Any]) -> list[str] | None:
     value = body.get("Architectures")
-    if value is None:
-        return None
-    if not (isinstance(value, list) and len(value) == 1 and value[0] in _ARCHITECTURES):
-        raise constraint_violation(value, "architectures", "Member must have length 1 and be one of [x86_64, arm64]")
-    return list(value)
+    return None if value is None else validation.architectures(value)
 
 
 def _zip_file(value: Any) -> Base64Zip:

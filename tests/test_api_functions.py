@@ -181,13 +181,13 @@ async def test_oversized_archives_are_refused(make_server: MakeServer, tmp_path:
     assert exc.value.response["Error"]["Message"] == "Unzipped size must be smaller than 262144000 bytes"
     assert revisions(tmp_path / "code-store") == []
     # Over 50 MB zipped is over the request limit Lambda states for the operation.
-    body = b'{"FunctionName": "big", "Code": {"ZipFile": "' + b"A" * 69_905_068 + b'"}}'
+    body = b'{"FunctionName": "big", "Code": {"ZipFile": "' + b"A" * 70_167_212 + b'"}}'
     url = f"{served.url}/2015-03-31/functions"
     async with aiohttp.ClientSession() as http, http.post(url, data=io.BytesIO(body)) as response:
         assert response.status == 413
         assert response.headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
         assert (await response.json())["message"] == (
-            "Request must be smaller than 69905067 bytes for the CreateFunction operation"
+            "Request must be smaller than 70167211 bytes for the CreateFunction operation"
         )
 
 

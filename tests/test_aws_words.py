@@ -174,3 +174,23 @@ async def test_lookups_refuse_malformed_names(make_server: MakeServer) -> None:
             "Message": "1 validation error detected: Value 'no!such' at 'functionName' failed to satisfy constraint: "
             f"Member must satisfy regular expression pattern: {LOOKUP_NAME_PATTERN}",
         }
+
+
+async def test_concurrency_and_event_config_refusals(make_server: MakeServer) -> None:
+    served = await make_server()
+    client = served.client()
+    await aws(client.create_function, **create_args("plain", make_zip({"app.py": HANDLER_V1})))
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:plain"
+    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException) as provisioned:
+        await aws(client.get_provisioned_concurrency_config, FunctionName="plain", Qualifier="$LATEST")
+    assert provisioned.value.response["Error"]["Message"] == "No Provisioned Concurrency Config found for this function"
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as event_config:
+        await aws(client.get_function_event_invoke_config, FunctionName="plain")
+    assert event_config.value.response["Error"]["Message"] == (
+        f"The function {arn}:$LATEST doesn't have an EventInvokeConfig"
+    )
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as empty:
+        await aws(client.put_function_event_invoke_config, FunctionName="plain")
+    assert empty.value.response["Error"]["Message"] == (
+        "You must specify at least one of error handling or destination setting."
+    )

@@ -58,9 +58,7 @@ def _provisioned_target(request: web.Request) -> FunctionStatus:
 
 
 def _not_found(fn: FunctionStatus) -> ProvisionedConcurrencyConfigNotFound:
-    return ProvisionedConcurrencyConfigNotFound(
-        f"No Provisioned Concurrency Config found for this function: {fn.arn}:$LATEST"
-    )
+    return ProvisionedConcurrencyConfigNotFound("No Provisioned Concurrency Config found for this function")
 
 
 @routes.put("/2019-09-30/functions/{name}/provisioned-concurrency")

@@ -38,7 +38,12 @@ def _destination(destinations: dict[str, Any], key: str, base: str | None) -> st
     return arn
 
 
+_SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+
+
 def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventInvokeConfig:
+    if not any(body.get(key) is not None for key in _SETTINGS):
+        raise InvalidParameterValue("You must specify at least one of error handling or destination setting.")
     destinations = body.get("DestinationConfig") or {}
     if not isinstance(destinations, dict):
         raise InvalidParameterValue("DestinationConfig must be an object with OnSuccess and OnFailure.")
@@ -57,7 +62,7 @@ def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventI
 def _existing(request: web.Request, fn: FunctionStatus) -> EventInvokeConfig:
     config = request.app[DISPATCHER].configs.get(fn.name)
     if config is None:
-        raise ResourceNotFound(f"The function {fn.arn} doesn't have an EventInvokeConfig")
+        raise ResourceNotFound(f"The function {fn.arn}:$LATEST doesn't have an EventInvokeConfig")
     return config
 
 

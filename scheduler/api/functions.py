@@ -30,8 +30,9 @@ from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER, SETTINGS
 
 routes = web.RouteTableDef()
 
-# Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB zip in base64.
-CODE_REQUEST_LIMIT = 69_905_067
+# Lambda's limit on a CreateFunction / UpdateFunctionCode request, as its refusal states it: a
+# 50 MB zip in base64 (69,905,067 bytes) and 256 KB for the rest of the request.
+CODE_REQUEST_LIMIT = 70_167_211
 CONFIG_REQUEST_LIMIT = 1024 * 1024
 MAX_PAGE = 50
 

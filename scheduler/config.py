@@ -42,13 +42,15 @@ MAX_MEMORY_MB = MEMORY.high
 MAX_TIMEOUT_S = TIMEOUT.high
 MIN_EPHEMERAL_MB = EPHEMERAL_STORAGE.low
 MAX_EPHEMERAL_MB = EPHEMERAL_STORAGE.high
+MAX_HANDLER = 128  # characters
+MAX_FUNCTION_NAME = 64  # characters (an ARN naming it may be longer)
 # Lambda measures a function's variables as their compact JSON object, in UTF-8 bytes.
 MAX_ENVIRONMENT_BYTES = 4096
 
 
 KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_FUNCTION_NAME}}}$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RUNTIME = re.compile(r"^python3\.\d{1,2}$")
 
@@ -111,10 +113,10 @@ class FunctionConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError("name", f"must match [A-Za-z0-9_-]{{1,64}}, got {self.name!r}")
-        if not isinstance(self.handler, str) or not self.handler or len(self.handler) > 128 or any(
+        if not isinstance(self.handler, str) or not self.handler or len(self.handler) > MAX_HANDLER or any(
             c.isspace() for c in self.handler
         ):
-            raise ConfigError("handler", f"must be 1-128 characters without spaces, got {self.handler!r}")
+            raise ConfigError("handler", f"must be 1-{MAX_HANDLER} characters without spaces, got {self.handler!r}")
         if not isinstance(self.runtime, str) or not _RUNTIME.match(self.runtime):
             raise ConfigError(
                 "runtime", f"must be a python3.N runtime (this scheduler runs Python), got {self.runtime!r}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .config import MAX_FUNCTION_NAME, MAX_HANDLER
 from .errors import InvalidParameterValue, ValidationError, constraint_violation
 from .logconfig import (
     LOG_GROUP,
@@ -55,9 +56,7 @@ LOOKUP_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
     r"(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
 )
-MAX_NAME = 64
 MAX_NAME_ARN = 140
-MAX_HANDLER = 128
 MAX_DESCRIPTION = 256
 HANDLER_PATTERN = r"[^\s]+"
 _HANDLER = re.compile(HANDLER_PATTERN)
@@ -88,7 +87,7 @@ def function_name(value: str) -> str:
         raise constraint_violation(
             value, "functionName", f"Member must satisfy regular expression pattern: {CREATE_NAME_PATTERN}"
         )
-    limit = MAX_NAME_ARN if ":" in value else MAX_NAME
+    limit = MAX_NAME_ARN if ":" in value else MAX_FUNCTION_NAME
     if len(value) > limit:
         raise constraint_violation(value, "functionName", f"Member must have length less than or equal to {limit}")
     return value

@@ -240,6 +240,7 @@ async def test_event_invocations_are_traced_too(make_server: MakeServer, tmp_pat
     assert TRACE_ID.match(note.read_text())
 
 
+@pytest.mark.timeout(120)  # four AWS CLI processes on a loaded machine
 async def test_aws_cli_logging_config_round_trip(make_server: MakeServer, tmp_path: Path) -> None:
     served = await make_server()
     (tmp_path / "code.zip").write_bytes(make_zip({"app.py": APP}))
@@ -250,7 +251,7 @@ async def test_aws_cli_logging_config_round_trip(make_server: MakeServer, tmp_pa
             sys.executable, "-m", "awscli", "lambda", *args, "--endpoint-url", served.url,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 25)
         assert process.returncode is not None
         return process.returncode, stdout.decode(), stderr.decode()
 

@@ -251,7 +251,12 @@ async def test_aws_cli_logging_config_round_trip(make_server: MakeServer, tmp_pa
             sys.executable, "-m", "awscli", "lambda", *args, "--endpoint-url", served.url,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 25)
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 25)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
         assert process.returncode is not None
         return process.returncode, stdout.decode(), stderr.decode()
 

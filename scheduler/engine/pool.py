@@ -482,6 +482,3 @@ def _describe(outcome: StartOutcome) -> str:
     if isinstance(outcome, Died):
         return logs.describe_exit(outcome.status)
     return "ready"
-
-
-

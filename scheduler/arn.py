@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import validation
 from .errors import AccessDenied, FunctionInOtherRegion, InvalidParameterValue
 
 _FULL = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$")
@@ -30,7 +31,8 @@ class FunctionRef:
 
 
 def parse(function_name: str, qualifier: str | None = None) -> FunctionRef:
-    """Raises InvalidParameterValue for a malformed name or a qualifier conflict."""
+    """Raises Lambda's ValidationException for a malformed name, InvalidParameterValue for a
+    qualifier conflict."""
     region = account = None
     if full := _FULL.match(function_name):
         region, account, name, derived = full.groups()
@@ -39,9 +41,9 @@ def parse(function_name: str, qualifier: str | None = None) -> FunctionRef:
     elif plain := _NAME.match(function_name):
         name, derived = plain.groups()
     else:
-        raise InvalidParameterValue(f"Invalid function name: {function_name!r}")
-    if len(name) > 64:
-        raise InvalidParameterValue(f"Invalid function name: {function_name!r}")
+        raise validation.malformed_name(function_name)
+    # A name longer than any function's (64) is simply not found, as on Lambda; CreateFunction
+    # checks the length itself (validation.function_name).
     if derived is not None and qualifier is not None and derived != qualifier:
         raise InvalidParameterValue(
             "The derived qualifier from the function name does not match the specified qualifier."

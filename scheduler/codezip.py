@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import InvalidParameterValue
+from .errors import InvalidParameterValue, RequestTooLarge
 
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024  # 52,428,800
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # 262,144,000
@@ -90,13 +90,18 @@ def _check(archive: zipfile.ZipFile, max_unzipped: int) -> list[tuple[zipfile.Zi
     return files
 
 
+def zipped_too_large(limit: int) -> RequestTooLarge:
+    """Lambda refuses a zip over its 50 MB with 413 RequestEntityTooLargeException."""
+    return RequestTooLarge(f"Zipped size must be smaller than {limit} bytes")
+
+
 def unpack_zip(
     data: bytes, dest: Path, *, max_zipped: int = MAX_ZIPPED_BYTES, max_unzipped: int = MAX_UNZIPPED_BYTES
 ) -> CodeInfo:
     """Unpack a deployment package into ``dest`` (created; must not exist). On any refusal
     nothing is left behind. Blocking: run it in a thread."""
     if len(data) > max_zipped:
-        raise InvalidParameterValue(f"Zipped size must be smaller than {max_zipped} bytes")
+        raise zipped_too_large(max_zipped)
     _unpack(io.BytesIO(data), dest, max_unzipped)
     return describe_zip(data)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import sys
@@ -18,17 +19,38 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .logconfig import LoggingConfig, TracingMode, checked_enum
 
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
-MAX_TIMEOUT_S = 900
-MIN_EPHEMERAL_MB = 512
-MAX_EPHEMERAL_MB = 10_240
-MAX_ENVIRONMENT_BYTES = 4096  # Lambda's limit on the total size of a function's variables
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One of Lambda's numeric bounds, with the member name its API's validation messages use
+    ("Value '1200' at 'timeout' failed to satisfy constraint: ...")."""
+
+    member: str
+    low: int
+    high: int
+
+
+# Lambda's bounds: the one table the API, the template reader and FunctionConfig all check.
+MEMORY = Bound("memorySize", 128, 10_240)
+TIMEOUT = Bound("timeout", 1, 900)
+EPHEMERAL_STORAGE = Bound("ephemeralStorage.size", 512, 10_240)
+
+MIN_MEMORY_MB = MEMORY.low
+MAX_MEMORY_MB = MEMORY.high
+MAX_TIMEOUT_S = TIMEOUT.high
+MIN_EPHEMERAL_MB = EPHEMERAL_STORAGE.low
+MAX_EPHEMERAL_MB = EPHEMERAL_STORAGE.high
+MAX_HANDLER = 128  # characters
+MAX_FUNCTION_NAME = 64  # characters (an ARN naming it may be longer)
+# Lambda measures a function's variables as their compact JSON object, in UTF-8 bytes.
+MAX_ENVIRONMENT_BYTES = 4096
+
 
 KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_FUNCTION_NAME}}}$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RUNTIME = re.compile(r"^python3\.\d{1,2}$")
 
@@ -85,14 +107,16 @@ class FunctionConfig:
     provisioned_concurrency: int = 0
     layers: tuple[str | os.PathLike[str], ...] = ()
     description: str = ""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    tracing: TracingMode = TracingMode.PASS_THROUGH
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ConfigError("name", f"must match [A-Za-z0-9_-]{{1,64}}, got {self.name!r}")
-        if not isinstance(self.handler, str) or not self.handler or len(self.handler) > 128 or any(
+        if not isinstance(self.handler, str) or not self.handler or len(self.handler) > MAX_HANDLER or any(
             c.isspace() for c in self.handler
         ):
-            raise ConfigError("handler", f"must be 1-128 characters without spaces, got {self.handler!r}")
+            raise ConfigError("handler", f"must be 1-{MAX_HANDLER} characters without spaces, got {self.handler!r}")
         if not isinstance(self.runtime, str) or not _RUNTIME.match(self.runtime):
             raise ConfigError(
                 "runtime", f"must be a python3.N runtime (this scheduler runs Python), got {self.runtime!r}"
@@ -114,6 +138,9 @@ class FunctionConfig:
                 raise ConfigError("layers", f"must be existing directories, got {str(layer)!r}")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "environment", _check_environment(self.environment))
+        if not isinstance(self.logging, LoggingConfig):
+            raise ConfigError("logging", f"must be a LoggingConfig, got {self.logging!r}")
+        object.__setattr__(self, "tracing", checked_enum("tracing", TracingMode, self.tracing))
 
     def _check_concurrency(self) -> None:
         if self.reserved_concurrency is not None:
@@ -140,19 +167,35 @@ def _check_environment(env: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(env, Mapping):
         raise ConfigError("environment", f"must be a mapping of strings, got {type(env).__name__}")
     checked: dict[str, str] = {}
-    size = 0
     for key, value in env.items():
         if not isinstance(key, str) or not _ENV_KEY.match(key):
             raise ConfigError("environment", f"variable names must match [a-zA-Z][a-zA-Z0-9_]*, got {key!r}")
         if key in RESERVED_ENV_KEYS:
-            raise ConfigError("environment", f"{key} is reserved by Lambda and cannot be set")
+            raise ConfigError(
+                "environment",
+                f"{key} is reserved by Lambda and cannot be set",
+                api_message="Lambda was unable to configure your environment variables because the environment "
+                "variables you have provided contains reserved keys that are currently not supported for "
+                f"modification. Reserved keys used in this request: {key}",
+            )
         if not isinstance(value, str):
             raise ConfigError("environment", f"value of {key} must be a string, got {type(value).__name__}")
-        size += len(key.encode()) + len(value.encode())
         checked[key] = value
-    if size > MAX_ENVIRONMENT_BYTES:
-        raise ConfigError("environment", f"must total at most {MAX_ENVIRONMENT_BYTES} bytes, got {size}")
+    check_environment_size(checked)
     return checked
+
+
+def check_environment_size(variables: Mapping[str, Any]) -> None:
+    """Lambda's 4 KB limit, measured as it measures it: the variables as a compact JSON object."""
+    measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
+    size = len(measured.encode())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError(
+            "environment",
+            f"must total at most {MAX_ENVIRONMENT_BYTES} bytes as a compact JSON object, got {size}",
+            api_message="Lambda was unable to configure your environment variables because the environment "
+            f"variables you have provided exceeded the 4KB limit. String measured: {measured}",
+        )
 
 
 def _paths(name: str, value: object) -> tuple[str, ...]:

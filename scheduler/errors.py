@@ -31,15 +31,21 @@ class SchedulerError(Exception):
 
 
 class ConfigError(SchedulerError, ValueError):
-    """A setting is out of Lambda's bounds; the message names the field and the bound."""
+    """A setting is out of Lambda's bounds; the message names the field and the bound.
+    ``api_message``, when given, is the text Lambda's API answers the same refusal with: an API
+    client gets that, word for word, while the Python API and templates name the field."""
 
     code = "InvalidParameterValueException"
     status = 400
     kind = "User"
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, api_message: str | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.api_message = api_message
+
+    def body(self) -> dict[str, Any]:
+        return {"Type": self.kind, "message": self.api_message or self.message}
 
 
 class InvalidParameterValue(SchedulerError, ValueError):
@@ -290,7 +296,9 @@ class LengthRequired(AuthError):
 
 
 def constraint_violation(value: object, member: str, constraint: str) -> ValidationError:
-    """Lambda's wording for a value outside the API model's bounds."""
+    """Lambda's wording for a value outside the API model's bounds (a missing one is ``null``,
+    unquoted)."""
+    shown = "null" if value is None else f"'{value}'"
     return ValidationError(
-        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
+        f"1 validation error detected: Value {shown} at '{member}' failed to satisfy constraint: {constraint}"
     )

@@ -8,7 +8,7 @@
 AutoPublishAlias, Layers, EventInvokeConfig, DeadLetterQueue …), so this module reads plain
 CloudFormation: ``AWS::Lambda::Function`` (Handler, Code as a local folder, Runtime, MemorySize,
 Timeout, Environment.Variables, ReservedConcurrentExecutions, EphemeralStorage, FunctionName,
-Layers, Description, DeadLetterConfig), ``AWS::Lambda::LayerVersion`` (a folder whose
+Layers, Description, DeadLetterConfig, LoggingConfig, TracingConfig.Mode — SAM's ``Tracing``), ``AWS::Lambda::LayerVersion`` (a folder whose
 ``python/`` is importable, as ``/opt/python`` on Lambda), ``AWS::Lambda::EventInvokeConfig``,
 ``AWS::Lambda::Version`` and ``AWS::Lambda::Alias``. Every other resource is skipped with a
 note. A value the scheduler needs but cannot resolve is a :class:`TemplateError` naming the
@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import arn
+from . import arn, validation
 from .cfn import NO_VALUE, Resolver, TemplateError, as_int, load, where
-from .config import MAX_TIMEOUT_S, FunctionConfig, SchedulerConfig
-from .errors import ConfigError, InvalidParameterValue, ValidationError
+from .config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, FunctionConfig, SchedulerConfig
+from .errors import ConfigError, InvalidParameterValue, SchedulerError, ValidationError
 from .events import DestinationConfig, EventInvokeConfig
 from .events.destinations import dead_letter_target
 from .events.model import config_key
+from .logconfig import TracingMode
 from .named import NAMED_TYPES, Place
 from .sam import SERVERLESS_FUNCTION, expand
 from .template_versions import AliasRecord, VersionRecord, provisioned_executions, publish, read_alias, read_version
@@ -329,8 +330,8 @@ class _Reader:
         if not isinstance(handler, str):
             raise TemplateError(f"{props.where('Handler')}: required, got {handler!r}")
         settings: dict[str, Any] = {
-            "memory_mb": props.integer("MemorySize", 128, 128, 10_240),
-            "timeout_s": props.integer("Timeout", 3, 1, MAX_TIMEOUT_S),
+            "memory_mb": props.integer("MemorySize", 128, MEMORY.low, MEMORY.high),
+            "timeout_s": props.integer("Timeout", 3, TIMEOUT.low, TIMEOUT.high),
             "environment": self._environment(props),
             "layers": self._layers(props),
             "provisioned_concurrency": self.provisioned.get(logical_id, 0),
@@ -343,10 +344,13 @@ class _Reader:
         storage = props.value("EphemeralStorage")
         if storage is not None:
             size = storage.get("Size") if isinstance(storage, dict) else None
-            settings["ephemeral_storage_mb"] = as_int(size, props.where("EphemeralStorage.Size"), 512, 10_240)
+            settings["ephemeral_storage_mb"] = as_int(
+                size, props.where("EphemeralStorage.Size"), EPHEMERAL_STORAGE.low, EPHEMERAL_STORAGE.high
+            )
         description = props.value("Description")
         if isinstance(description, str):
             settings["description"] = description
+        settings.update(self._observability(props))
         self._dead_letter(name, props)
         try:
             return FunctionConfig(
@@ -354,6 +358,26 @@ class _Reader:
             )
         except ConfigError as exc:
             raise TemplateError(f"resource {logical_id}: {exc.message}") from None
+
+    def _observability(self, props: _Props) -> dict[str, Any]:
+        """LoggingConfig, and TracingConfig.Mode (what SAM's ``Tracing: Active`` becomes)."""
+        out: dict[str, Any] = {}
+        logging_config = props.value("LoggingConfig")
+        if logging_config is not None:
+            if not isinstance(logging_config, dict):
+                raise TemplateError(f"{props.where('LoggingConfig')}: must be a mapping, got {logging_config!r}")
+            try:
+                out["logging"] = validation.logging_config(logging_config)
+            except SchedulerError as exc:
+                raise TemplateError(f"{props.where('LoggingConfig')}: {exc.message}") from None
+        config = props.value("TracingConfig")
+        mode = config.get("Mode") if isinstance(config, dict) else config
+        if mode is not None:
+            try:
+                out["tracing"] = TracingMode(mode)
+            except ValueError:
+                raise TemplateError(f"{props.where('TracingConfig.Mode')}: must be Active or PassThrough, got {mode!r}") from None
+        return out
 
     def _code_dir(self, props: _Props) -> Path:
         code = props.value("Code", ".")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from .codezip import CodeInfo
+from .codezip import CodeInfo, zipped_too_large
 from .errors import InvalidParameterValue
 
 _SLICE = 256 * 1024  # base64 characters decoded per C call (a multiple of 4)
@@ -72,7 +72,7 @@ def decode_to_file(source: Base64Zip, path: Path, max_zipped: int) -> CodeInfo:
 def _decode(text: memoryview | bytes, path: Path, max_zipped: int) -> CodeInfo:
     size = len(text)
     if size // 4 * 3 > max_zipped + 2:  # known before decoding anything
-        raise InvalidParameterValue(f"Zipped size must be smaller than {max_zipped} bytes")
+        raise zipped_too_large(max_zipped)
     digest = hashlib.sha256()
     written = 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -93,7 +93,7 @@ def _decode(text: memoryview | bytes, path: Path, max_zipped: int) -> CodeInfo:
     finally:
         os.close(fd)
     if written > max_zipped:
-        raise InvalidParameterValue(f"Zipped size must be smaller than {max_zipped} bytes")
+        raise zipped_too_large(max_zipped)
     return CodeInfo(written, base64.b64encode(digest.digest()).decode())
 
 

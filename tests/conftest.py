@@ -155,6 +155,21 @@ async def aws(method: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.to_thread(call)
 
 
+def cli_environment(home: Path) -> dict[str, str]:
+    """The environment the AWS CLI runs with in tests: test credentials, no retries, and no
+    configuration of the machine's user."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_CONFIG_FILE": str(home / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"),
+    }
+
+
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait for a state the test cannot be told about directly, up to a deadline."""
     loop = asyncio.get_running_loop()

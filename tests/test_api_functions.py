@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from scheduler.codezip import unpack_zip
-from scheduler.errors import InvalidParameterValue
+from scheduler.errors import InvalidParameterValue, RequestTooLarge
 
 from .conftest import MakeServer, aws, fn, until
 
@@ -92,11 +92,13 @@ async def test_create_get_invoke_and_waiters(make_server: MakeServer, tmp_path: 
     assert created["Environment"] == {"Variables": {"GREETING": "hi"}}
     assert created["EphemeralStorage"] == {"Size": 1024} and created["Architectures"] == ["arm64"]
     assert created["CodeSize"] == len(code) and created["CodeSha256"] == sha256_b64(code)
-    assert created["State"] == "Active" and created["LastUpdateStatus"] == "Successful"
+    assert (created["State"], created["StateReasonCode"]) == ("Pending", "Creating")
     assert created["Version"] == "$LATEST" and created["PackageType"] == "Zip"
     assert LAST_MODIFIED.match(created["LastModified"])
     await aws(client.get_waiter("function_active_v2").wait, FunctionName="greeter")
     await aws(client.get_waiter("function_updated_v2").wait, FunctionName="greeter")
+    active = await aws(client.get_function_configuration, FunctionName="greeter")
+    assert (active["State"], active["LastUpdateStatus"]) == ("Active", "Successful") and "StateReason" not in active
     result = await aws(client.invoke, FunctionName="greeter", Payload=b'{"a": 1}')
     assert json.loads(result["Payload"])["greeting"] == "hi"
     got = await aws(client.get_function, FunctionName="greeter")
@@ -129,7 +131,9 @@ async def test_create_refuses_bad_input_and_leaves_nothing(make_server: MakeServ
     await refused("InvalidParameterValueException", "Runtime and Handler are mandatory", Runtime=None)
     await refused("InvalidParameterValueException", "python3.N runtime", Runtime="nodejs20.x")
     await refused(
-        "InvalidParameterValueException", "AWS_REGION is reserved", Environment={"Variables": {"AWS_REGION": "x"}}
+        "InvalidParameterValueException",
+        "Reserved keys used in this request: AWS_REGION",
+        Environment={"Variables": {"AWS_REGION": "x"}},
     )
     await refused("InvalidParameterValueException", "S3", Code={"S3Bucket": "b", "S3Key": "k"})
     await refused("InvalidParameterValueException", "Container image", Code={"ImageUri": "repo:tag"})
@@ -152,7 +156,7 @@ async def test_create_refuses_bad_input_and_leaves_nothing(make_server: MakeServ
         "symbolic link",
         Code={"ZipFile": make_zip({"link": "/etc/passwd"}, stat.S_IFLNK | 0o777)},
     )
-    await refused("InvalidParameterValueException", "Invalid function name", FunctionName="has spaces")
+    await refused("ValidationException", "Value 'has spaces' at 'functionName'", FunctionName="has spaces")
     assert not served.scheduler.functions
     assert revisions(tmp_path / "code-store") == []
 
@@ -177,13 +181,13 @@ async def test_oversized_archives_are_refused(make_server: MakeServer, tmp_path:
     assert exc.value.response["Error"]["Message"] == "Unzipped size must be smaller than 262144000 bytes"
     assert revisions(tmp_path / "code-store") == []
     # Over 50 MB zipped is over the request limit Lambda states for the operation.
-    body = b'{"FunctionName": "big", "Code": {"ZipFile": "' + b"A" * 69_905_068 + b'"}}'
+    body = b'{"FunctionName": "big", "Code": {"ZipFile": "' + b"A" * 70_167_212 + b'"}}'
     url = f"{served.url}/2015-03-31/functions"
     async with aiohttp.ClientSession() as http, http.post(url, data=io.BytesIO(body)) as response:
         assert response.status == 413
         assert response.headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
         assert (await response.json())["message"] == (
-            "Request must be smaller than 69905067 bytes for the CreateFunction operation"
+            "Request must be smaller than 70167211 bytes for the CreateFunction operation"
         )
 
 
@@ -203,7 +207,7 @@ def test_unpack_counts_the_bytes_it_writes(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterValue):
         unpack_zip(bytes(lying), tmp_path / "lying", max_unzipped=1000)
     assert not (tmp_path / "lying").exists()
-    with pytest.raises(InvalidParameterValue, match="Zipped size must be smaller than 10 bytes"):
+    with pytest.raises(RequestTooLarge, match="Zipped size must be smaller than 10 bytes"):
         unpack_zip(data, tmp_path / "zipped", max_zipped=10)
     info = unpack_zip(make_zip({"run.sh": "#!/bin/sh\n"}, 0o755), tmp_path / "ok")
     assert (tmp_path / "ok" / "run.sh").stat().st_mode & 0o111
@@ -247,7 +251,7 @@ async def test_update_configuration_applies_to_new_environments(make_server: Mak
     )
     assert updated["Environment"] == {"Variables": {"SETTING": "new"}}
     assert (updated["Timeout"], updated["MemorySize"], updated["Role"]) == (5, 512, ROLE)
-    assert updated["RevisionId"] != old_revision and updated["LastUpdateStatus"] == "Successful"
+    assert updated["RevisionId"] != old_revision and updated["LastUpdateStatus"] == "InProgress"
     after = json.loads((await aws(client.invoke, FunctionName="env"))["Payload"])["environ"]
     assert before["SETTING"] == "old" and after["SETTING"] == "new"
     assert after["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import MakeServer, aws, fn, until
+from .conftest import MakeServer, aws, cli_environment, fn, until
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 
@@ -267,16 +266,7 @@ async def test_unknown_route_and_internal_errors_have_lambda_shape(
 async def test_aws_cli_invoke_end_to_end(make_server: MakeServer, tmp_path: Path) -> None:
     served = await make_server(fn("ctx", "basic.context_dump"))
     out = tmp_path / "out.json"
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-    }
+    env = cli_environment(tmp_path)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

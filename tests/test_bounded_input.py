@@ -437,10 +437,10 @@ def _zip(size: int) -> bytes:
 
 
 def _create_body(name: str, zip_text: str) -> bytes:
-    description = "d" * 70_000
+    note = "d" * 70_000  # a tag value: Lambda bounds Description to 256 characters
     return (
         f'{{"FunctionName": "{name}", "Runtime": "python3.11", "Role": "arn:aws:iam::123456789012:role/r", '
-        f'"Handler": "app.handler", "Description": "{description}", "Code": {{"ZipFile": {zip_text}}}}}'
+        f'"Handler": "app.handler", "Tags": {{"note": "{note}"}}, "Code": {{"ZipFile": {zip_text}}}}}'
     ).encode()
 
 
@@ -460,7 +460,9 @@ async def test_uploads_parse_like_json_and_refuse_bad_base64(make_server: MakeSe
             assert "\\/" in text
             status, _, body = await create(_create_body(name, text))
             assert status == 201, body
-            assert body["Description"] == "d" * 70_000  # a long string besides the ZipFile: parsed as usual
+            async with http.get(f"/2015-03-31/functions/{name}") as response:
+                tags = json.loads(await response.read())["Tags"]
+            assert tags == {"note": "d" * 70_000}  # a long string besides the ZipFile: parsed as usual
             result = await served.scheduler.invoke(name, b"{}")
             assert json.loads(result.payload) == {"ok": True}
         bad = [

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scheduler import ConfigError, FunctionConfig, SchedulerConfig
+from scheduler.logconfig import ApplicationLogLevel, LogFormat, LoggingConfig, SystemLogLevel, TracingMode
 
 from .conftest import FUNCTIONS
 
@@ -80,3 +81,27 @@ def test_scheduler_config_bounds() -> None:
     with pytest.raises(ConfigError, match="account_id"):
         SchedulerConfig(account_id="abc")
     assert SchedulerConfig(account_concurrency=50).unreserved_floor == 50
+
+
+def test_logging_and_tracing_settings() -> None:
+    config = make()
+    assert config.logging == LoggingConfig() and config.tracing is TracingMode.PASS_THROUGH
+    assert config.logging.group("f") == "/aws/lambda/f"
+    json_logs = LoggingConfig(log_format="JSON", log_group="/custom/group")  # type: ignore[arg-type]
+    assert (json_logs.log_format, json_logs.application_log_level, json_logs.system_log_level) == (
+        LogFormat.JSON,
+        ApplicationLogLevel.INFO,  # JSON without levels: both INFO, as Lambda reports them
+        SystemLogLevel.INFO,
+    )
+    assert json_logs.group("f") == "/custom/group"
+    with pytest.raises(ConfigError) as exc:
+        LoggingConfig(application_log_level=ApplicationLogLevel.DEBUG)  # Text is the default format
+    assert exc.value.field == "logging" and exc.value.body()["message"].startswith("LogLevel is not supported")
+    with pytest.raises(ConfigError, match="log_format: must be one of JSON, Text, got 'XML'"):
+        LoggingConfig(log_format="XML")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="log_group: must be 1-512 of"):
+        LoggingConfig(log_group="has space")
+    with pytest.raises(ConfigError, match="tracing: must be one of Active, PassThrough, got 'Sometimes'"):
+        make(tracing="Sometimes")
+    with pytest.raises(ConfigError, match="logging: must be a LoggingConfig"):
+        make(logging={"LogFormat": "JSON"})

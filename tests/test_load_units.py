@@ -215,6 +215,23 @@ def test_cold_and_warm_are_read_from_the_report_line() -> None:
     assert start_from_log("%%%not base64") == ("unknown", None)
 
 
+def test_cold_and_warm_are_read_from_the_json_report_record() -> None:
+    rid = "6a1c2a1e-0000-4000-8000-000000000000"
+    start = f'{{"time":"t","type":"platform.start","record":{{"requestId":"{rid}","version":"$LATEST"}}}}\n'
+    metrics = '{"durationMs":1.27,"billedDurationMs":109,"memorySizeMB":128,"maxMemoryUsedMB":36'
+    report = f'{{"time":"t","type":"platform.report","record":{{"requestId":"{rid}","metrics":{metrics}%s}},"status":"success"}}}}\n'
+    cold = start + '{"level":"INFO","message":"hi"}\n' + report % ',"initDurationMs":107.95'
+    assert read_report(b64(cold)) == ("cold", 107.95, 1.27)
+    warm = start + report % ""
+    assert read_report(b64(warm)) == ("warm", None, 1.27)
+    # A handler's JSON line that looks like a report, before the real one, does not count.
+    fooled = report % ',"initDurationMs":1.0' + warm
+    assert read_report(b64(fooled)) == ("warm", None, 1.27)
+    init_failed = '{"time":"t","type":"platform.initReport","record":{"phase":"init","status":"error"}}\n' + warm
+    assert read_report(b64(init_failed)) == ("cold", None, 1.27)
+    assert read_report(b64(start + '{"type":"platform.report"}\n')) == ("unknown", None, None)
+
+
 # --- the self-check -----------------------------------------------------------------------------
 
 

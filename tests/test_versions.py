@@ -292,12 +292,12 @@ async def test_provisioned_concurrency_per_alias(make_server: MakeServer) -> Non
     environ = json.loads((await aws(client.invoke, FunctionName="env"))["Payload"])["environ"]
     assert environ["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
     assert served.scheduler.status("env").provisioned.requested == 0
-    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException, match="function:env:1"):
+    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException, match="No Provisioned Concurrency Config found for this function$"):
         await aws(client.get_provisioned_concurrency_config, FunctionName="env", Qualifier="1")
     deleted = await aws(client.delete_provisioned_concurrency_config, FunctionName="env", Qualifier="live")
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert served.scheduler.describe("env", "1").provisioned.requested == 0
-    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException, match="function:env:live"):
+    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException, match="No Provisioned Concurrency Config found for this function$"):
         await aws(client.get_provisioned_concurrency_config, FunctionName="env", Qualifier="live")
 
 

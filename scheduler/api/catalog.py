@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,20 @@ def new_revision() -> str:
     return str(uuid.uuid4())
 
 
+class Lifecycle(enum.StrEnum):
+    """A function's ``State``: Pending in CreateFunction's answer, Active from then on."""
+
+    PENDING = "Pending"
+    ACTIVE = "Active"
+
+
+class UpdateStatus(enum.StrEnum):
+    """``LastUpdateStatus``: InProgress in an update's answer, Successful from then on."""
+
+    IN_PROGRESS = "InProgress"
+    SUCCESSFUL = "Successful"
+
+
 @dataclass
 class FunctionRecord:
     state: FunctionStatus  # the function this describes; a new one under the same name is another
@@ -47,6 +62,8 @@ class FunctionRecord:
     versions: dict[str, FunctionRecord] = field(default_factory=dict)
     alias_revisions: dict[str, str] = field(default_factory=dict)
     provisioned_by_qualifier: dict[str, str] = field(default_factory=dict)
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
+    update_status: UpdateStatus = UpdateStatus.SUCCESSFUL
 
     def touch(self) -> None:
         self.revision_id = new_revision()
@@ -78,6 +95,21 @@ class FunctionRecord:
         if renew or alias not in self.alias_revisions:
             self.alias_revisions[alias] = new_revision()
         return self.alias_revisions[alias]
+
+    def changing(self, lifecycle: Lifecycle | None = None) -> None:
+        """The request that made or changed the function is answered as Lambda answers it:
+        Pending (a new function) or InProgress (an update), so clients wait with boto3's
+        function_active_v2 / function_updated_v2 waiters as they must against Lambda. The
+        route calls :meth:`settle` once that answer is built: here the change is complete by
+        then (the code unpacked, the configuration in place)."""
+        if lifecycle is None:
+            self.update_status = UpdateStatus.IN_PROGRESS
+        else:
+            self.lifecycle = lifecycle
+
+    def settle(self) -> None:
+        self.lifecycle = Lifecycle.ACTIVE
+        self.update_status = UpdateStatus.SUCCESSFUL
 
 
 class Catalog:

@@ -61,9 +61,9 @@ def _provisioned_target(request: web.Request) -> tuple[FunctionStatus, str]:
     return params.function(request), qualifier
 
 
-def _not_found(request: web.Request, fn: FunctionStatus, qualifier: str) -> ProvisionedConcurrencyConfigNotFound:
-    arn = request.app[SCHEDULER].settings.function_arn(fn.name, qualifier)
-    return ProvisionedConcurrencyConfigNotFound(f"No Provisioned Concurrency Config found for this function: {arn}")
+def _not_found() -> ProvisionedConcurrencyConfigNotFound:
+    # AWS's words, which name no function.
+    return ProvisionedConcurrencyConfigNotFound("No Provisioned Concurrency Config found for this function")
 
 
 def _configured(request: web.Request, fn: FunctionStatus, qualifier: str) -> tuple[ProvisionedStatus, str] | None:
@@ -104,7 +104,7 @@ async def get_provisioned_concurrency(request: web.Request) -> web.Response:
     fn, qualifier = _provisioned_target(request)
     configured = _configured(request, fn, qualifier)
     if configured is None:
-        raise _not_found(request, fn, qualifier)
+        raise _not_found()
     return web.json_response(shapes.provisioned_config(*configured))
 
 
@@ -124,7 +124,7 @@ async def _list_provisioned(request: web.Request) -> web.Response:
 async def delete_provisioned_concurrency(request: web.Request) -> web.Response:
     fn, qualifier = _provisioned_target(request)
     if _configured(request, fn, qualifier) is None:
-        raise _not_found(request, fn, qualifier)
+        raise _not_found()
     latest = QualifierKind.of(qualifier) is QualifierKind.LATEST
     request.app[SCHEDULER].set_provisioned_concurrency(fn.name, 0, None if latest else qualifier)
     record = request.app[CATALOG].function_record(fn)

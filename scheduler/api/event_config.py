@@ -43,7 +43,12 @@ def _destination(destinations: dict[str, Any], key: str, base: str | None) -> st
     return arn
 
 
+_SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+
+
 def _config_from(body: dict[str, Any], base: EventInvokeConfig | None) -> EventInvokeConfig:
+    if not any(body.get(key) is not None for key in _SETTINGS):
+        raise InvalidParameterValue("You must specify at least one of error handling or destination setting.")
     destinations = body.get("DestinationConfig") or {}
     if not isinstance(destinations, dict):
         raise InvalidParameterValue("DestinationConfig must be an object with OnSuccess and OnFailure.")
@@ -76,7 +81,7 @@ def _existing(request: web.Request, target: _Target) -> EventInvokeConfig:
     config = request.app[DISPATCHER].configs.get(target.key)
     if config is None:
         unqualified = request.app[SCHEDULER].settings.function_arn(target.fn.name)
-        shown = unqualified if target.qualifier == "$LATEST" else target.arn
+        shown = f"{unqualified}:$LATEST" if target.qualifier == "$LATEST" else target.arn
         raise ResourceNotFound(f"The function {shown} doesn't have an EventInvokeConfig")
     return config
 

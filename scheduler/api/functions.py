@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ..config import MAX_TIMEOUT_S, FunctionConfig
+from .. import validation
+from ..config import EPHEMERAL_STORAGE, MEMORY, TIMEOUT, FunctionConfig
 from ..engine.status import FunctionStatus
 from ..engine.versions import LATEST, QualifierKind
 from ..errors import InvalidParameterValue, ResourceConflict, constraint_violation
@@ -27,35 +29,41 @@ from ..events.destinations import dead_letter_target
 from ..events.model import config_key
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
 from . import params, publishing, shapes, uploads
-from .catalog import FunctionRecord
+from .catalog import FunctionRecord, Lifecycle
 from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER, SETTINGS
 from .publishing import check_revision
 
 routes = web.RouteTableDef()
 
-# Lambda's limit on a CreateFunction / UpdateFunctionCode request: a 50 MB zip in base64.
-CODE_REQUEST_LIMIT = 69_905_067
+# Lambda's limit on a CreateFunction / UpdateFunctionCode request, as its refusal states it: a
+# 50 MB zip in base64 (69,905,067 bytes) and 256 KB for the rest of the request.
+CODE_REQUEST_LIMIT = 70_167_211
 CONFIG_REQUEST_LIMIT = 1024 * 1024
 MAX_PAGE = 50
-_ARCHITECTURES = ("x86_64", "arm64")
 
 
 # --- reading a configuration from a request ---------------------------------------------------
 
 
-def config_changes(body: dict[str, Any]) -> dict[str, Any]:
-    """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body."""
+_STRINGS: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+    ("Runtime", "runtime", validation.runtime),
+    ("Handler", "handler", validation.handler),
+    ("Description", "description", validation.description),
+)
+
+
+def config_changes(body: dict[str, Any], current: FunctionConfig | None = None) -> dict[str, Any]:
+    """FunctionConfig keywords for the settings present in a Create / UpdateConfiguration body
+    (``current``: the function an update changes), each checked with Lambda's words."""
     changes: dict[str, Any] = {}
-    for key, field in (("Handler", "handler"), ("Runtime", "runtime"), ("Description", "description")):
-        value = params.string(body, key)
-        if value is not None:
-            changes[field] = value
-    timeout = params.integer(body, "Timeout", 1, MAX_TIMEOUT_S)
-    if timeout is not None:
-        changes["timeout_s"] = timeout
-    memory = params.integer(body, "MemorySize", 128, 10_240)
-    if memory is not None:
-        changes["memory_mb"] = memory
+    for key, field, check in _STRINGS:
+        text = params.string(body, key)
+        if text is not None:
+            changes[field] = check(text)
+    for key, field, bound in (("Timeout", "timeout_s", TIMEOUT), ("MemorySize", "memory_mb", MEMORY)):
+        number = params.bounded(body, key, bound)
+        if number is not None:
+            changes[field] = number
     environment = params.mapping(body, "Environment")
     if environment is not None:
         variables = environment.get("Variables") or {}
@@ -64,9 +72,16 @@ def config_changes(body: dict[str, Any]) -> dict[str, Any]:
         changes["environment"] = variables
     storage = params.mapping(body, "EphemeralStorage")
     if storage is not None:
+        size = storage.get("Size")
         changes["ephemeral_storage_mb"] = params.check_integer(
-            storage.get("Size"), "ephemeralStorage.size", 512, 10_240
+            size, EPHEMERAL_STORAGE.member, EPHEMERAL_STORAGE.low, EPHEMERAL_STORAGE.high
         )
+    logging = params.mapping(body, "LoggingConfig")
+    if logging is not None:
+        changes["logging"] = validation.logging_config(logging, current.logging if current else None)
+    tracing = params.mapping(body, "TracingConfig")
+    if tracing is not None:
+        changes["tracing"] = validation.tracing_mode(tracing)
     if body.get("Layers"):
         raise InvalidParameterValue(
             "Layers given by ARN cannot be fetched by lambda-scheduler; define them in a SAM template instead."
@@ -100,13 +115,14 @@ def _set_dead_letter(request: web.Request, name: str, target: Any) -> None:
         letters[name] = target
 
 
+def _role(body: dict[str, Any]) -> str | None:
+    role = params.string(body, "Role")
+    return None if role is None else validation.role(role)
+
+
 def _architectures(body: dict[str, Any]) -> list[str] | None:
     value = body.get("Architectures")
-    if value is None:
-        return None
-    if not (isinstance(value, list) and len(value) == 1 and value[0] in _ARCHITECTURES):
-        raise constraint_violation(value, "architectures", "Member must have length 1 and be one of [x86_64, arm64]")
-    return list(value)
+    return None if value is None else validation.architectures(value)
 
 
 def _zip_file(value: Any) -> Base64Zip:
@@ -126,12 +142,16 @@ def _code_zip(code: dict[str, Any]) -> Base64Zip:
     raise InvalidParameterValue("Code must have a ZipFile.")
 
 
-async def configuration(request: web.Request, fn: FunctionStatus, status: int = 200) -> web.Response:
-    """A FunctionConfiguration response: of $LATEST, or of the version ``fn`` is."""
+async def configuration(
+    request: web.Request, fn: FunctionStatus, status: int = 200, qualifier: str | None = None
+) -> web.Response:
+    """A FunctionConfiguration response: of $LATEST, or of the version ``fn`` is; ``qualifier``
+    as the request named it."""
     catalog = request.app[CATALOG]
     record = catalog.record(fn)
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
-    body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter)
+    body = shapes.function_configuration(fn, record, await catalog.code(fn), dead_letter, qualifier)
+    record.settle()  # a Pending / InProgress answer is the only one that says so (catalog.py)
     return web.json_response(body, status=status)
 
 
@@ -166,7 +186,7 @@ async def _create_function(request: web.Request) -> web.Response:
     data = _code_zip(code)
     architectures = _architectures(body)
     tags = params.mapping(body, "Tags") or {}
-    role = params.string(body, "Role")
+    role = _role(body)
     if name in scheduler.functions:
         raise ResourceConflict(f"Function already exist: {name}")
     store = request.app[CODE_STORE]
@@ -188,6 +208,7 @@ async def _create_function(request: web.Request) -> web.Response:
     request.app[CATALOG].add(record)
     if body.get("Publish") is True:
         fn = await publishing.publish(request, fn)
+    record.changing(Lifecycle.PENDING)
     return await configuration(request, fn, status=201)
 
 
@@ -207,9 +228,8 @@ async def list_functions(request: web.Request) -> web.Response:
     for name in names[:page]:
         fn = functions[name]
         dead_letter = request.app[DISPATCHER].dead_letters.get(name)
-        out["Functions"].append(
-            shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
-        )
+        configuration = shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
+        out["Functions"].append(shapes.listed_configuration(configuration))
     if len(names) > page:
         out["NextMarker"] = encode_marker(names[page - 1])
     return web.json_response(out)
@@ -232,12 +252,13 @@ async def get_function(request: web.Request) -> web.Response:
     fn = params.function(request)
     catalog = request.app[CATALOG]
     dead_letter = request.app[DISPATCHER].dead_letters.get(fn.name)
-    return web.json_response(shapes.get_function(fn, catalog.record(fn), await catalog.code(fn), dead_letter))
+    code = await catalog.code(fn)
+    return web.json_response(shapes.get_function(fn, catalog.record(fn), code, dead_letter, params.qualifier(request)))
 
 
 @routes.get("/2015-03-31/functions/{name}/configuration")
 async def get_function_configuration(request: web.Request) -> web.Response:
-    return await configuration(request, params.function(request))
+    return await configuration(request, params.function(request), qualifier=params.qualifier(request))
 
 
 @routes.put("/2015-03-31/functions/{name}/configuration")
@@ -246,15 +267,16 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     body = await params.read_json_object(request, CONFIG_REQUEST_LIMIT, "UpdateFunctionConfiguration")
     record = request.app[CATALOG].record(fn)
     check_revision(body, record.revision_id)
-    changes = config_changes(body)
+    changes = config_changes(body, fn.config)
     dead_letter = _dead_letter(body)
-    role = params.string(body, "Role")
+    role = _role(body)
     if changes:
         request.app[SCHEDULER].update_function(fn.config.replace(**changes))
     _set_dead_letter(request, fn.name, dead_letter)
     if role is not None:
         record.role = role
     record.touch()
+    record.changing()
     return await configuration(request, request.app[SCHEDULER].status(fn.name))
 
 
@@ -298,6 +320,7 @@ async def _update_function_code(request: web.Request, fn: FunctionStatus) -> web
     updated = request.app[SCHEDULER].status(fn.name)
     if body.get("Publish") is True:
         updated = await publishing.publish(request, updated)
+    record.changing()
     return await configuration(request, updated)
 
 

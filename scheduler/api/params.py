@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .. import arn
+from .. import arn, validation
+from ..config import Bound
 from ..engine.status import FunctionStatus
 from ..errors import (
     InvalidParameterValue,
@@ -152,8 +153,8 @@ def function_name(request: web.Request, value: Any) -> str:
     """A FunctionName given in a body (CreateFunction): a name or an unqualified ARN of this
     region and account."""
     if not isinstance(value, str) or not value:
-        raise constraint_violation(value, "functionName", "Member must not be null")
-    ref = arn.parse(value)
+        raise constraint_violation(None, "functionName", "Member must not be null")
+    ref = arn.parse(validation.function_name(value))
     settings = request.app[SCHEDULER].settings
     arn.check_reachable(ref, settings.region, settings.account_id, "lambda:CreateFunction")
     if ref.qualifier is not None:
@@ -174,6 +175,12 @@ def integer(body: dict[str, Any], key: str, low: int, high: int | None = None) -
     if value is None:
         return None
     return check_integer(value, _member(key), low, high)
+
+
+def bounded(body: dict[str, Any], key: str, bound: Bound) -> int | None:
+    """``body[key]`` within one of config.py's bounds, named as Lambda names it; None when absent."""
+    value = body.get(key)
+    return None if value is None else check_integer(value, bound.member, bound.low, bound.high)
 
 
 def check_integer(value: Any, member: str, low: int, high: int | None = None) -> int:

@@ -8,23 +8,33 @@ import math
 from typing import Any
 
 from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
+from ..config import FunctionConfig
+from ..engine.platform_log import runtime_version_arn
 from ..engine.scheduler import Scheduler
 from ..engine.status import FunctionStatus, ProvisionedStatus
 from ..engine.versions import Alias
 from ..events import EventInvokeConfig
-from .catalog import FunctionRecord
+from ..logconfig import LogFormat
+from .catalog import FunctionRecord, Lifecycle, UpdateStatus
 
 # Lambda's default code storage per region (75 GB).
 TOTAL_CODE_SIZE = 80_530_636_800
 
 
 def function_configuration(
-    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+    fn: FunctionStatus,
+    record: FunctionRecord,
+    code: CodeInfo,
+    dead_letter: str | None = None,
+    qualifier: str | None = None,
 ) -> dict[str, Any]:
+    """``qualifier``: the one the request named. Named ``$LATEST``, Lambda's FunctionArn ends
+    with it; unqualified requests get the unqualified ARN, and a version's or an alias's status
+    carries its own qualified ARN already."""
     config = fn.config
     out: dict[str, Any] = {
         "FunctionName": fn.name,
-        "FunctionArn": fn.arn,
+        "FunctionArn": f"{fn.arn}:$LATEST" if qualifier == "$LATEST" else fn.arn,
         "Runtime": config.runtime,
         "Role": record.role,
         "Handler": config.handler,
@@ -36,15 +46,15 @@ def function_configuration(
         "LastModified": record.last_modified,
         "CodeSha256": code.sha256,
         "Version": fn.version,
-        "TracingConfig": {"Mode": "PassThrough"},
+        "TracingConfig": {"Mode": config.tracing.value},
         "RevisionId": record.revision_id,
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
+        **_states(record),
         "PackageType": "Zip",
         "Architectures": list(record.architectures),
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{fn.name}"},
+        "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(_region(fn), config.runtime)},
+        "LoggingConfig": logging_config(config),
     }
     if config.environment:
         out["Environment"] = {"Variables": dict(config.environment)}
@@ -55,6 +65,50 @@ def function_configuration(
     return out
 
 
+# Lambda's words for a change still being applied (it says "created" for updates too).
+_CHANGING = {"Reason": "The function is being created.", "ReasonCode": "Creating"}
+
+
+def _states(record: FunctionRecord) -> dict[str, str]:
+    """State (with its reason while Pending) and LastUpdateStatus (with its reason while
+    InProgress); a new function's answer carries no LastUpdateStatus, as Lambda's does not."""
+    out = {"State": record.lifecycle.value}
+    if record.lifecycle is Lifecycle.PENDING:
+        out.update({f"State{key}": text for key, text in _CHANGING.items()})
+        return out
+    out["LastUpdateStatus"] = record.update_status.value
+    if record.update_status is UpdateStatus.IN_PROGRESS:
+        out.update({f"LastUpdateStatus{key}": text for key, text in _CHANGING.items()})
+    return out
+
+
+# ListFunctions reports a subset of each configuration: Lambda leaves the states out of it
+# (GetFunction / GetFunctionConfiguration have them).
+_NOT_LISTED = tuple(f"{state}{part}" for state in ("State", "LastUpdateStatus") for part in ("", "Reason", "ReasonCode"))
+
+
+def listed_configuration(configuration: dict[str, Any]) -> dict[str, Any]:
+    for key in _NOT_LISTED:
+        configuration.pop(key, None)
+    return configuration
+
+
+def logging_config(config: FunctionConfig) -> dict[str, str]:
+    """LoggingConfig as Lambda reports it: the levels only with JSON, the log group always."""
+    logging = config.logging
+    out = {"LogFormat": logging.log_format.value}
+    if logging.log_format is LogFormat.JSON:
+        assert logging.application_log_level is not None and logging.system_log_level is not None
+        out["ApplicationLogLevel"] = logging.application_log_level.value
+        out["SystemLogLevel"] = logging.system_log_level.value
+    out["LogGroup"] = logging.group(config.name)
+    return out
+
+
+def _region(fn: FunctionStatus) -> str:
+    return fn.arn.split(":")[3]
+
+
 def _layer_arn(fn: FunctionStatus, path: str) -> str:
     # Template layers have no ARN locally; name them by folder so they can be told apart.
     region_account = fn.arn.split(":function:")[0].removeprefix("arn:aws:lambda:")
@@ -62,10 +116,14 @@ def _layer_arn(fn: FunctionStatus, path: str) -> str:
 
 
 def get_function(
-    fn: FunctionStatus, record: FunctionRecord, code: CodeInfo, dead_letter: str | None = None
+    fn: FunctionStatus,
+    record: FunctionRecord,
+    code: CodeInfo,
+    dead_letter: str | None = None,
+    qualifier: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "Configuration": function_configuration(fn, record, code, dead_letter),
+        "Configuration": function_configuration(fn, record, code, dead_letter, qualifier),
         # Lambda hands out a pre-signed S3 URL; locally the code is a folder on this machine.
         "Code": {"RepositoryType": "S3", "Location": f"file://{fn.config.code_dir}"},
     }

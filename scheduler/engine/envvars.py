@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..config import FunctionConfig, SchedulerConfig
+from ..logconfig import LogFormat
 
 RUNTIME_DIR = str(Path(__file__).resolve().parent.parent / "worker")
 
@@ -48,13 +49,25 @@ def base_environment(config: FunctionConfig, settings: SchedulerConfig, version:
             "AWS_LAMBDA_FUNCTION_NAME": config.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version,
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": config.logging.group(config.name),
             "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": str(config.task_root),
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
         }
     )
+    env.update(_log_controls(config, env))
     return env
+
+
+def _log_controls(config: FunctionConfig, env: dict[str, str]) -> dict[str, str]:
+    """What the runtime reads to format and filter the handler's logging records. With JSON,
+    Lambda sets both from LoggingConfig; with Text it sets the format, and a function may set
+    ``AWS_LAMBDA_LOG_LEVEL`` (or the format) itself, as these variables are not reserved."""
+    logging = config.logging
+    if logging.log_format is LogFormat.JSON:
+        assert logging.application_log_level is not None
+        return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": logging.application_log_level.value}
+    return {"AWS_LAMBDA_LOG_FORMAT": env.get("AWS_LAMBDA_LOG_FORMAT", LogFormat.TEXT.value)}
 
 
 def environment_for(base: dict[str, str], log_stream: str, provisioned: bool) -> dict[str, str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from typing import Literal
 
 from . import logs
 from .logs import LogBuffer
+from .platform_log import TEXT, PlatformLog
 from .protocol import FunctionError, Invoke, Response
 
 StartType = Literal["cold", "warm", "provisioned"]
@@ -43,8 +45,10 @@ class InvocationResult:
     __slots__ = (
         "_log",
         "_parts",
+        "_platform",
         "billed_duration_ms",
         "duration_ms",
+        "ended_at",
         "error_type",
         "function_name",
         "init_duration_ms",
@@ -86,7 +90,9 @@ class InvocationResult:
         self.report_error_type = report_error_type or error_type
         self.latency_s = 0.0
         self.log_stream = inv.log_stream
+        self.ended_at = time.time()  # the time of the platform's closing records
         self._parts = inv.parts
+        self._platform = inv.platform
         self._log: str | None = None
 
     @property
@@ -98,20 +104,12 @@ class InvocationResult:
     def log(self) -> str:
         if self._log is None:
             text = "".join(p if isinstance(p, str) else p.text() for p in self._parts)
-            self._log = text + logs.end_line(self.request_id) + self.report_line()
+            self._log = text + self._platform.end(self) + self.report_line()
         return self._log
 
     def report_line(self) -> str:
-        return logs.report_line(
-            self.request_id,
-            self.duration_ms,
-            self.billed_duration_ms,
-            self.memory_size_mb,
-            self.max_memory_used_mb,
-            self.init_duration_ms,
-            self.status,
-            self.report_error_type,
-        )
+        """REPORT, or the platform.report record, in the function's log format."""
+        return self._platform.report(self)
 
     def log_tail(self, limit: int = 4096) -> bytes:
         return self.log.encode()[-limit:]
@@ -136,6 +134,7 @@ class Invocation:
         "output",
         "parts",
         "payload",
+        "platform",
         "request_id",
         "start",
         "tenant_id",
@@ -159,6 +158,7 @@ class Invocation:
         cognito_identity: str | None = None,
         trace_id: str | None = None,
         tenant_id: str | None = None,
+        platform: PlatformLog = TEXT,
     ) -> None:
         self.request_id = request_id or new_request_id()
         self.function_name = function_name
@@ -171,6 +171,7 @@ class Invocation:
         self.cognito_identity = cognito_identity
         self.trace_id = trace_id
         self.tenant_id = tenant_id
+        self.platform = platform  # writes the platform's records in the function's log format
         self.start: StartType = "warm"
         # Init Duration for the REPORT line: set on a cold start whose Init succeeded first time.
         self.init_ms: float | None = None
@@ -182,11 +183,13 @@ class Invocation:
     # --- the log, in the order Lambda writes it ---------------------------------------
 
     def log_start(self) -> None:
-        self.parts.append(logs.start_line(self.request_id, self.version))
+        self.parts.append(self.platform.start(self.request_id, self.version, self.trace_id))
         self.parts.append(self.output)
 
     def log_text(self, text: str) -> None:
         """A platform line after the handler's output so far; later output goes after it."""
+        if not text:
+            return
         self.parts.append(text)
         self.output = LogBuffer(self.output._limit)
         self.parts.append(self.output)
@@ -221,7 +224,7 @@ class Invocation:
 
     def finish_timeout(self, duration_ms: float, max_rss_kb: int) -> InvocationResult:
         message = logs.timeout_text(self.timeout_s)
-        self.log_text(f"{logs.iso_now()} {self.request_id} {message}\n")
+        self.log_text(self.platform.timeout(self.request_id, message))
         billed = round(self.timeout_s * 1000) + math.ceil(self.init_ms or 0.0)
         payload = _platform_error(TIMEOUT_ERROR, f"RequestId: {self.request_id} Error: {message}")
         return InvocationResult(self, payload, TIMEOUT_ERROR, "timeout", duration_ms, billed, max_rss_kb)
@@ -230,7 +233,7 @@ class Invocation:
         self, status: int, duration_ms: float, max_rss_kb: int, report_error_type: str | None = None
     ) -> InvocationResult:
         message = logs.exit_message(self.request_id, status)
-        self.log_text(f"{message}\n{EXIT_ERROR}\n")
+        self.log_text(self.platform.exited(message, EXIT_ERROR))
         payload = _platform_error(EXIT_ERROR, message)
         return InvocationResult(
             self, payload, EXIT_ERROR, "error", duration_ms, self._billed(duration_ms), max_rss_kb, report_error_type

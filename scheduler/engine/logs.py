@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import time
-from datetime import UTC, datetime
 
 # Go's names for signals, as the Lambda Runtime API prints them ("signal: killed").
 _SIGNAL_TEXT = {
@@ -51,8 +50,14 @@ def timeout_text(timeout_s: float) -> str:
     return f"Task timed out after {timeout_s:.2f} seconds"
 
 
+def iso_time(epoch_s: float) -> str:
+    """``2024-01-01T00:00:00.123Z`` (time.strftime: a third of datetime's cost)."""
+    whole = int(epoch_s)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch_s - whole) * 1000):03d}Z"
+
+
 def iso_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso_time(time.time())
 
 
 def log_stream_name(version: str = "$LATEST") -> str:

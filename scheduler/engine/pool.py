@@ -31,6 +31,7 @@ from .isolation.manager import interpreter_path
 from .keepalive import KeepAlivePolicy
 from .logs import LogBuffer
 from .observer import Observer
+from .platform_log import PlatformLog
 from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
 from .status import Kind, ProvisionedStatus, provisioned_state
 from .stops import STOP_RULES, PoolAction, StopReason, stop_line
@@ -98,6 +99,7 @@ class Pool:
         self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings, version)
+        self.platform = PlatformLog(config, ctx.settings.region)  # its invocations' platform records
         self._sys_path = envvars.code_path(config)
         self._invoked = ctx.policy.invoked  # bound once: the hot path makes just the call
         self.keep_alive = KeepAlive(
@@ -251,6 +253,8 @@ class Pool:
         """Start an environment for ``inv``: (environment, invoke deadline), or the result of
         an Init that failed twice."""
         init_log = LogBuffer(self.ctx.settings.max_log_bytes)
+        if self.platform.is_json:
+            inv.parts.append(self.platform.init_start())
         inv.parts.append(init_log)
         began = time.perf_counter()
         env, outcome = await self.start_environment(False, init_log, self.ctx.settings.init_timeout_s)
@@ -259,7 +263,7 @@ class Pool:
             inv.init_ms = init_ms
             inv.log_start()
             return env, self._invoke_deadline()
-        inv.parts.append(_init_report(init_ms, "init", outcome))
+        inv.parts.append(self._init_report(init_ms, "init", outcome))
         # Lambda retries a failed Init inside the invoke phase, under the function timeout.
         inv.init_ms = None
         inv.log_start()
@@ -270,7 +274,7 @@ class Pool:
             return env, deadline
         inv.log_stream = env.log_stream
         elapsed_ms = (time.perf_counter() - began) * 1000
-        inv.log_text(_init_report(elapsed_ms, "invoke", outcome))
+        inv.log_text(self._init_report(elapsed_ms, "invoke", outcome))
         if outcome is TIMED_OUT:
             return inv.finish_timeout(elapsed_ms, env.max_rss_kb)
         if type(outcome) is InitFailed:
@@ -456,6 +460,12 @@ class Pool:
         state = provisioned_state(requested, allocated, self.provisioning, self.provision_error)
         return ProvisionedStatus(requested, allocated, self.provisioning, busy, state, self.provision_error)
 
+    def _init_report(self, init_ms: float, phase: str, outcome: StartOutcome) -> str:
+        if outcome is TIMED_OUT:
+            return self.platform.init_report(init_ms, phase, "timeout")
+        error_type = outcome.error_type if type(outcome) is InitFailed else _INIT_EXIT_ERROR
+        return self.platform.init_report(init_ms, phase, "error", error_type)
+
     @property
     def drained(self) -> asyncio.Future[None]:
         return self._drained
@@ -473,10 +483,3 @@ def _describe(outcome: StartOutcome) -> str:
     if isinstance(outcome, Died):
         return logs.describe_exit(outcome.status)
     return "ready"
-
-
-def _init_report(init_ms: float, phase: str, outcome: StartOutcome) -> str:
-    if outcome is TIMED_OUT:
-        return logs.init_report_line(init_ms, phase, "timeout")
-    error_type = outcome.error_type if type(outcome) is InitFailed else _INIT_EXIT_ERROR
-    return logs.init_report_line(init_ms, phase, "error", error_type)

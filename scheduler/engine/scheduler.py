@@ -26,6 +26,7 @@ from typing import Any, Self
 from .. import arn
 from ..config import FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
+from . import tracing
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
 from .environment import Environment, EnvState
 from .invocation import Invocation, InvocationResult
@@ -420,8 +421,9 @@ class Scheduler(VersionOperations):
             request_id=request_id,
             client_context=client_context,
             cognito_identity=cognito_identity,
-            trace_id=trace_id,
+            trace_id=tracing.trace_header(config.tracing, trace_id),
             tenant_id=tenant_id,
+            platform=fn.pool.platform,
         )
         inv.admitted_at = time.perf_counter()
         try:

@@ -8,7 +8,8 @@
       no response                  ─► error "client <exception>"
 
 Cold or warm is read from the response alone — the REPORT line of the Tail log carries
-``Init Duration`` only on a cold start — so the split works against any server that speaks
+``Init Duration`` only on a cold start (with the JSON log format, the platform.report record's
+``initDurationMs``) — so the split works against any server that speaks
 the Invoke API and returns the log; without the log the start is ``unknown``.
 """
 
@@ -32,6 +33,8 @@ _INIT = b"Init Duration: "
 _DURATION = b"\tDuration: "
 _START = b"START RequestId:"
 _INIT_REPORT = b"INIT_REPORT "
+_JSON_START = b'"type":"platform.start"'
+_JSON_INIT_REPORT = b'"type":"platform.initReport"'
 
 
 @dataclass(slots=True)
@@ -67,13 +70,35 @@ def read_report(log_result: str | None) -> tuple[Start, float | None, float | No
     # The platform's REPORT line is the last one; a handler printing "REPORT" comes before it.
     report = log.rfind(_REPORT)
     if report < 0:
-        return "unknown", None, None
+        return _read_json_report(log)
     line_end = log.find(b"\n", report)
     line = log[report : line_end if line_end >= 0 else len(log)]
     duration = _report_value(line, _DURATION)
     if _INIT in line:
         return "cold", _report_value(line, _INIT), duration
     if _init_failed_first(log):
+        return "cold", None, duration
+    return "warm", None, duration
+
+
+def _read_json_report(log: bytes) -> tuple[Start, float | None, float | None]:
+    """The same from a function with the JSON log format: its last line is the platform.report
+    record, whose metrics carry initDurationMs only on a cold start; a failed first Init puts a
+    platform.initReport record before platform.start."""
+    last = log.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        document = json.loads(last)
+        metrics = document["record"]["metrics"] if document.get("type") == "platform.report" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        metrics = None
+    if not isinstance(metrics, dict):
+        return "unknown", None, None
+    duration, init = metrics.get("durationMs"), metrics.get("initDurationMs")
+    duration = float(duration) if isinstance(duration, int | float) else None
+    if isinstance(init, int | float):
+        return "cold", float(init), duration
+    start = log.find(_JSON_START)
+    if start > 0 and log.rfind(_JSON_INIT_REPORT, 0, start) >= 0:
         return "cold", None, duration
     return "warm", None, duration
 

@@ -131,7 +131,7 @@ def _init(handler_spec: str) -> Handler:
     else:
         send(Ready(_max_rss_kb()))
         return handler
-    sys.stdout.write(faults.error_log_record(body))
+    sys.stdout.write(logsetup.error_record(body))
     send(InitFailed(str(body["errorType"]), faults.encode_error(body)))
     _exit(1)
 
@@ -176,7 +176,7 @@ def _invoke(handler: Handler, encoder: Any, info: FunctionInfo, inv: Invoke) -> 
         return
     duration = time.perf_counter_ns() - started
     if body["errorType"] != faults.RESPONSE_TOO_LARGE:
-        sys.stdout.write(faults.error_log_record(body))
+        sys.stdout.write(logsetup.error_record(body))
     logsetup.flush()
     send(FunctionError(inv.request_id, str(body["errorType"]), faults.encode_error(body), duration, _max_rss_kb()))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsupportedRuntime
 
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
@@ -31,6 +31,11 @@ KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RUNTIME = re.compile(r"^python3\.\d{1,2}$")
+
+# The Python runtimes Lambda lets a function be created with today: python3.9 is deprecated
+# (no more patches) but creating one is still allowed, python3.14 is the newest. Any other
+# python3.N is refused with Lambda's text for a runtime it no longer accepts.
+SUPPORTED_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 
 # Variables Lambda sets itself and refuses in a function's configuration.
 RESERVED_ENV_KEYS = frozenset(
@@ -97,6 +102,8 @@ class FunctionConfig:
             raise ConfigError(
                 "runtime", f"must be a python3.N runtime (this scheduler runs Python), got {self.runtime!r}"
             )
+        if self.runtime not in SUPPORTED_RUNTIMES:
+            raise UnsupportedRuntime(self.runtime)
         _int_between("memory_mb", self.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB)
         if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float):
             raise ConfigError("timeout_s", f"must be a number of seconds, got {self.timeout_s!r}")
@@ -167,6 +174,22 @@ def _paths(name: str, value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _interpreters(value: object) -> tuple[tuple[str, str], ...]:
+    """``runtime_interpreters`` as sorted (runtime, absolute path) pairs; a mapping is accepted."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if isinstance(items, str) or not isinstance(items, Iterable):
+        raise ConfigError("runtime_interpreters", f"must be (runtime, path) pairs, got {value!r}")
+    out: dict[str, str] = {}
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2 and all(isinstance(v, str) and v for v in item)):
+            raise ConfigError("runtime_interpreters", f"expected RUNTIME=PATH, got {item!r}")
+        runtime, path = item
+        if runtime not in SUPPORTED_RUNTIMES:
+            raise ConfigError("runtime_interpreters", f"{runtime} is not one of {', '.join(SUPPORTED_RUNTIMES)}")
+        out[runtime] = os.path.abspath(path)
+    return tuple(sorted(out.items()))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
     """Settings of the scheduler as a whole. Defaults are Lambda's where Lambda has one."""
@@ -193,7 +216,16 @@ class SchedulerConfig:
     preload: tuple[str, ...] = ()
     # Per-invocation log text kept in memory (the tail survives; older output is dropped).
     max_log_bytes: int = 1 << 20
+    # The server's own interpreter: its zygote is started with the scheduler, and it runs every
+    # function whose runtime it matches, or that no interpreter on this host matches.
     python: str = field(default_factory=lambda: sys.executable)
+    # Interpreters for runtimes, beyond what PATH offers (python3.N): ((runtime, path), ...).
+    runtime_interpreters: tuple[tuple[str, str], ...] = ()
+    # A function whose runtime no interpreter here matches is refused instead of run on `python`.
+    strict_runtime: bool = False
+    # Where the worker's own dependency (msgspec) is installed for an interpreter that lacks
+    # it, one folder per interpreter (default: the user's cache directory).
+    runtime_dir: str | None = None
     # Isolation: "auto" uses the strongest mechanism the host allows for each resource
     # (cgroups, a mount namespace, a dropped uid); "fallback" forces the unprivileged ones.
     isolation: Literal["auto", "fallback"] = "auto"
@@ -237,6 +269,7 @@ class SchedulerConfig:
             _int_between("sandbox_uid_base", self.sandbox_uid_base, 1, (1 << 31) - 1 - 100_000)
         for name in ("private_paths", "shared_paths"):
             object.__setattr__(self, name, _paths(name, getattr(self, name)))
+        object.__setattr__(self, "runtime_interpreters", _interpreters(self.runtime_interpreters))
         if not re.fullmatch(r"\d{12}", self.account_id):
             raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
 

@@ -42,6 +42,18 @@ class ConfigError(SchedulerError, ValueError):
         self.field = field
 
 
+class UnsupportedRuntime(ConfigError):
+    """A python3.N that Lambda does not accept (any more); the message is Lambda's own."""
+
+    def __init__(self, runtime: str) -> None:
+        SchedulerError.__init__(
+            self,
+            f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
+            "functions. We recommend you use a supported runtime while creating or updating functions.",
+        )
+        self.field = "runtime"
+
+
 class InvalidParameterValue(SchedulerError, ValueError):
     code = "InvalidParameterValueException"
     status = 400

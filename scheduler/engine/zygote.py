@@ -36,9 +36,10 @@ class SpawnWatcher(Protocol):
 
 
 class ZygoteClient:
-    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = ()) -> None:
-        self._python = python
+    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = (), path: tuple[str, ...] = ()) -> None:
+        self.python = python
         self._preload = preload
+        self._path = path  # folders first on the zygote's import path (workersite.py)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(FromZygote)
         self._sock: socket.socket | None = None
@@ -60,12 +61,12 @@ class ZygoteClient:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*self._path, _PACKAGE_PARENT, env.get("PYTHONPATH")]))
         with theirs:
             self._proc = subprocess.Popen(  # noqa: ASYNC220 - once per scheduler; fork+exec returns at once
                 # --owner names this process in the command line, which every environment
                 # inherits: a process listing tells whose environments are whose.
-                [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
+                [self.python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
                 pass_fds=[theirs.fileno()],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
@@ -191,7 +192,8 @@ class ZygoteClient:
         if self._sock is not None:
             return
         if self._restart is None or self._restart.done():
-            log.warning("the zygote is gone; starting a new one")
+            if self.pid:  # it ran before (a first start is no news)
+                log.warning("the zygote is gone; starting a new one")
             self._restart = asyncio.ensure_future(self.start())
         await asyncio.shield(self._restart)
 

@@ -270,6 +270,8 @@ class SchedulerConfig:
         for name in ("private_paths", "shared_paths"):
             object.__setattr__(self, name, _paths(name, getattr(self, name)))
         object.__setattr__(self, "runtime_interpreters", _interpreters(self.runtime_interpreters))
+        if not isinstance(self.strict_runtime, bool):
+            raise ConfigError("strict_runtime", f"must be true or false, got {self.strict_runtime!r}")
         if not re.fullmatch(r"\d{12}", self.account_id):
             raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
 
@@ -401,6 +403,9 @@ class ServerConfig:
     log_dir: str | os.PathLike[str] | None = None
     # GET /metrics and the observer that counts for it.
     metrics: bool = True
+    # serve --watch: a change in a template function's code folder or layers replaces its
+    # environments (watch.py); a change of the template itself is only reported.
+    watch: bool = False
     # Bounded input (README "Security"): a connection must send a complete request head this
     # soon after it opens (slowloris defence), and an upload body may not pause for longer;
     # an idle keep-alive connection is closed after keepalive_timeout_s (longer than clients
@@ -441,8 +446,9 @@ class ServerConfig:
         _int_between("event_concurrency", self.event_concurrency, 1, 100_000)
         if self.log_level not in LOG_LEVELS:
             raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
-        if not isinstance(self.metrics, bool):
-            raise ConfigError("metrics", f"must be true or false, got {self.metrics!r}")
+        for name in ("metrics", "watch"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("header_timeout_s", "keepalive_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400:

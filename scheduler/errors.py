@@ -60,6 +60,14 @@ class InvalidParameterValue(SchedulerError, ValueError):
     kind = "User"
 
 
+class RuntimeUnavailable(InvalidParameterValue):
+    """strict_runtime, and no interpreter here runs the function's runtime (engine/runtimes.py)."""
+
+    def __init__(self, runtime: str, message: str) -> None:
+        super().__init__(message)
+        self.runtime = runtime
+
+
 class RequestTooLarge(SchedulerError, ValueError):
     """413: Lambda's (unmodeled) RequestEntityTooLargeException for an oversized payload."""
 

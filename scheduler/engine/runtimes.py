@@ -11,9 +11,9 @@
 
 On Lambda, ``Runtime: python3.12`` means the handler runs on Python 3.12: ``sys.version_info``
 shows it, and so do the language's rules (a 3.12-only syntax fails on 3.11). So each
-interpreter gets a zygote of its own (zygotes.py), and the worker code runs under it. The worker
-needs Python 3.10 or later (its wire structs use ``X | Y`` unions at run time), so python3.9
-always runs on a substitute, with the warning saying why.
+interpreter gets a zygote of its own (zygotes.py), and the worker code runs under it: what
+``scheduler.worker`` imports (``engine/protocol.py``, ``engine/isolation/child.py`` and
+``view.py``, ``errors.py``) keeps to Python 3.9.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from enum import Enum
 from pathlib import Path
 
 from ..config import SchedulerConfig
-from ..errors import InvalidParameterValue
+from ..errors import RuntimeUnavailable
 from . import workersite
 from .isolation.manager import interpreter_path
 
 log = logging.getLogger("lambda_scheduler.runtimes")
 
-WORKER_MIN_VERSION = (3, 10)
+WORKER_MIN_VERSION = (3, 9)
 _PROBE_TIMEOUT_S = 20.0
 # Run with -E (no PYTHON* variables): what the interpreter has of its own, not what the
 # server's PYTHONPATH would lend it.
@@ -81,8 +81,9 @@ class Choice:
     interpreter: Interpreter
     reason: str = ""  # why no interpreter of the runtime's version is used
 
-    def refusal(self) -> InvalidParameterValue:
+    def refusal(self) -> RuntimeUnavailable:
         return RuntimeUnavailable(
+            self.runtime,
             f"Runtime {self.runtime} cannot run here: {self.reason}. Give an interpreter with "
             f"--runtime {self.runtime}=PATH, or serve without --strict-runtime to run it on Python "
             f"{self.interpreter.release} ({self.interpreter.executable})."
@@ -94,10 +95,6 @@ class Choice:
             f"instead: {self.reason}; give one with --runtime {self.runtime}=PATH (--strict-runtime refuses "
             "such functions)"
         )
-
-
-class RuntimeUnavailable(InvalidParameterValue):
-    """strict_runtime, and no interpreter of the function's runtime is usable."""
 
 
 class Unusable(Exception):
@@ -144,10 +141,9 @@ def probe(executable: str) -> Probed:
 
 def on_path(runtime: str) -> list[str]:
     """Every ``python3.N`` executable on PATH, in PATH order."""
-    name = runtime
     found = []
     for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", name)
+        candidate = os.path.join(folder or ".", runtime)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK) and candidate not in found:
             found.append(candidate)
     return found
@@ -181,12 +177,12 @@ class Runtimes:
         zygote for and which runs the functions no other interpreter matches."""
         if self._own is None:
             python = self.settings.python
-            if os.path.realpath(python) == os.path.realpath(sys.executable) or python == sys.executable:
+            if python == sys.executable:
                 major, minor, micro = sys.version_info[:3]
                 self._own = Interpreter(python, (major, minor, micro), tuple(interpreter_path()))
             else:
                 try:
-                    self._own = self._usable(probe(python))
+                    self._own = probe(python).interpreter
                 except Unusable:
                     # Its zygote will fail to start and say why; the version is unknown here.
                     self._own = Interpreter(python, (0, 0, 0), ())
@@ -196,23 +192,20 @@ class Runtimes:
         wanted = runtime_version(runtime)
         own = self.server_interpreter()
         reasons: list[str] = []
-        if wanted < WORKER_MIN_VERSION:
-            reasons.append(f"the worker needs Python {'.'.join(map(str, WORKER_MIN_VERSION))} or later")
-        else:
-            for candidate in self._candidates(runtime, own):
-                if isinstance(candidate, Interpreter):
-                    return Choice(runtime, Match.EXACT, candidate)
-                try:
-                    interpreter = self._usable(probe(candidate))
-                except Unusable as exc:
-                    reasons.append(str(exc))
-                    continue
-                if interpreter.version[:2] != wanted:
-                    reasons.append(f"{candidate} is Python {interpreter.release}")
-                    continue
-                return Choice(runtime, Match.EXACT, interpreter)
-            if not reasons:
-                reasons.append(f"no {runtime} on PATH")
+        for candidate in self._candidates(runtime, own):
+            if isinstance(candidate, Interpreter):
+                return Choice(runtime, Match.EXACT, candidate)
+            try:
+                interpreter = self._usable(probe(candidate))
+            except Unusable as exc:
+                reasons.append(str(exc))
+                continue
+            if interpreter.version[:2] != wanted:
+                reasons.append(f"{candidate} is Python {interpreter.release}")
+                continue
+            return Choice(runtime, Match.EXACT, interpreter)
+        if not reasons:
+            reasons.append(f"no {runtime} on PATH")
         match = Match.REFUSED if self.settings.strict_runtime else Match.SUBSTITUTE
         return Choice(runtime, match, own, "; ".join(reasons))
 

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, Self
 
 from .. import arn
-from ..config import FunctionConfig, SchedulerConfig
+from ..config import SUPPORTED_RUNTIMES, FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
 from .environment import Environment, EnvState
@@ -162,7 +162,7 @@ class Scheduler:
         await self.isolation.start()
         try:
             # Probing interpreters (and perhaps a pip install) blocks: not on the loop.
-            await asyncio.to_thread(lambda: [self.runtimes.choose(c.runtime) for c in self._initial])
+            await asyncio.to_thread(lambda: {c.runtime: self.runtimes.choose(c.runtime) for c in self._initial})
             await self.zygote.start()
         except BaseException:
             await self.isolation.stop()
@@ -296,8 +296,10 @@ class Scheduler:
 
     async def prepare_runtime(self, runtime: str) -> None:
         """Choose the interpreter of ``runtime`` off the loop (it may start interpreters and
-        run pip), so that adding or updating a function with it then never blocks."""
-        await asyncio.to_thread(self.runtimes.choose, runtime)
+        run pip), so that adding or updating a function with it then never blocks. A runtime
+        Lambda does not accept is left for FunctionConfig to refuse."""
+        if runtime in SUPPORTED_RUNTIMES:
+            await asyncio.to_thread(self.runtimes.choose, runtime)
 
     def _pool(self, ctx: PoolContext, config: FunctionConfig, announce: bool = True) -> Pool:
         """A pool for ``config``, on the zygote of the interpreter its runtime runs on. Raises

@@ -65,7 +65,8 @@ def install() -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    if level in logging.getLevelNamesMapping():
+    # getLevelName, not 3.11's getLevelNamesMapping: this runs on the function's runtime (3.9+).
+    if level and isinstance(logging.getLevelName(level), int):
         root.setLevel(level)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import uvloop
 
+from . import runtimes_cli
 from .cfn import TemplateError
 from .config import (
     AUTH_MODES,
@@ -38,7 +39,6 @@ from .config import (
 from .errors import ConfigError, RuntimeUnavailable
 from .events import EventState
 from .events.destinations import timestamp
-from . import runtimes_cli
 from .load import cli as load_cli
 from .server import serve, setup_logging
 from .template import load_template

@@ -2,6 +2,7 @@
 
     cli.py ─► load_template ─► serve(): Scheduler + init_app ─► aiohttp site on host:port
                                   prints the URL when ready; SIGTERM / SIGINT ─► graceful stop
+                                  --watch: watch.py reloads a function whose code changed
 
 A stop closes the listening socket, stops the event dispatcher taking events, gives in-flight
 invocations one drain budget, then ends the rest (the Scheduler shuts every environment down and
@@ -27,6 +28,7 @@ from .api.keys import DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
 from .engine.scheduler import Scheduler
 from .template import Template
+from .watch import CodeWatcher
 
 log = logging.getLogger("lambda_scheduler.server")
 
@@ -123,8 +125,11 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = CodeWatcher(scheduler, template.path, template.functions) if server_config.watch else None
     try:
         await start_site(runner, server_config)
+        if watcher is not None:
+            watcher.start()
         ready(url_of(runner, server_config.host))
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,6 +141,8 @@ async def serve(
         await app[DISPATCHER].halt()
         await scheduler.stop(drain_timeout=scheduler_config.drain_timeout_s)
     finally:
+        if watcher is not None:
+            watcher.close()
         await runner.cleanup()
         await scheduler.stop(drain_timeout=0)  # in case setup failed before the application owned it
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,164 @@
+"""``serve --watch``: a change in a template function's code folder or one of its layers
+reloads that function, as an UpdateFunctionCode would; other functions stay warm.
+
+    inotify.py (the folders of every template function, and the template's own folder)
+      ─► ignore bytecode, editor temp files and .git ─► group by function ─► debounce
+      ─► Scheduler.reload_code(name): a new pool; idle environments shut down now, busy ones
+         when their invocation ends; the next invocation starts cold on the new code
+
+A burst of events (an editor's save is several; a ``git checkout`` hundreds) reloads each
+function once, ``debounce_s`` after the last of them. New code that does not compile is not
+checked here: the next invocation's Init reports it as Lambda does (``Runtime.UserCodeSyntaxError``)
+and the server stays up; fixing the file reloads again. A change of the template itself is
+logged with a request to restart: its functions, limits and event settings are not reloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import glob
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .config import FunctionConfig
+from .engine.scheduler import Scheduler
+from .errors import SchedulerError
+from .inotify import Change, Inotify
+
+log = logging.getLogger("lambda_scheduler.watch")
+
+DEBOUNCE_S = 0.2
+_SKIPPED_FOLDERS = ("__pycache__", ".git", ".hg", ".svn", ".aws-sam", ".lambda-scheduler", ".mypy_cache", ".pytest_cache")
+# Files no import reads: bytecode, and what editors write beside the file they save (vim's
+# swap files and its 4913 probe, emacs' lock and autosave files, backups ending in ~).
+_IGNORED_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913", ".DS_Store")
+
+
+_OVERFLOW = "(too many changes to list)"
+
+
+def ignored(path: str) -> bool:
+    parts = Path(path).parts
+    if any(part in _SKIPPED_FOLDERS for part in parts[:-1]):
+        return True
+    name = parts[-1] if parts else ""
+    return name in _SKIPPED_FOLDERS or any(fnmatch.fnmatchcase(name, pattern) for pattern in _IGNORED_FILES)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def drop_stale_bytecode(path: str) -> None:
+    """Remove the cached bytecode of a changed ``.py`` file. Python trusts a ``.pyc`` whose
+    recorded source mtime (whole seconds) and size match: an edit in the same second that keeps
+    the size (``"v1"`` → ``"v2"``) would otherwise be imported as the old code."""
+    if not path.endswith(".py"):
+        return
+    folder, name = os.path.split(path)
+    for cached in glob.glob(os.path.join(glob.escape(folder), "__pycache__", glob.escape(name[:-3]) + ".*.pyc")):
+        try:
+            os.unlink(cached)
+        except OSError as exc:
+            log.debug("could not remove %s: %s", cached, exc)
+
+
+class CodeWatcher:
+    def __init__(
+        self, scheduler: Scheduler, template: Path, functions: Iterable[FunctionConfig], debounce_s: float = DEBOUNCE_S
+    ) -> None:
+        self.scheduler = scheduler
+        self.template = str(template.resolve())
+        self.debounce_s = debounce_s
+        # Each watched folder (code or layer, real path) and the functions that import from it.
+        self.folders: dict[str, set[str]] = {}
+        for config in functions:
+            for folder in (config.code_dir, *config.layers):
+                self.folders.setdefault(os.path.realpath(folder), set()).add(config.name)
+        self._inotify: Inotify | None = None
+        self._pending: dict[str, str] = {}  # function -> a file that changed (for the log)
+        self._template_changed = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        notify = Inotify(skip=_SKIPPED_FOLDERS)
+        try:
+            for folder in self.folders:
+                notify.watch_tree(folder)
+            notify.watch_folder(os.path.dirname(self.template))
+        except OSError:
+            notify.close()
+            raise
+        self._inotify = notify
+        asyncio.get_running_loop().add_reader(notify.fileno(), self._readable)
+        names = sorted({n for names in self.folders.values() for n in names})
+        log.info("watching %d folders of %s for changes", len(self.folders), ", ".join(names) or "no function")
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._inotify is not None:
+            asyncio.get_running_loop().remove_reader(self._inotify.fileno())
+            self._inotify.close()
+            self._inotify = None
+
+    def _readable(self) -> None:
+        assert self._inotify is not None
+        changes = self._inotify.read()
+        if any(self._note(change) for change in changes):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(self.debounce_s, self._apply)
+
+    def _note(self, change: Change) -> bool:
+        """Record what ``change`` affects; False if nothing."""
+        if change.overflow:  # events were lost: any function may have changed
+            for names in self.folders.values():
+                self._pending.update(dict.fromkeys(names, _OVERFLOW))
+            return True
+        path = change.path
+        if path == self.template:
+            self._template_changed = True
+            return True
+        if ignored(path):
+            return False
+        drop_stale_bytecode(path)
+        affected = [names for folder, names in self.folders.items() if _under(path, folder)]
+        for names in affected:
+            self._pending.update(dict.fromkeys(names, path))  # the latest: an editor's temp file comes first
+        return bool(affected)
+
+    def _still_from(self, name: str, path: str) -> bool:
+        """Does ``name`` still import from where ``path`` lies? Not once UpdateFunctionCode
+        gave it uploaded code, nor once it is deleted."""
+        status = self.scheduler.functions.get(name)
+        if status is None:
+            return False
+        config = status.config
+        return path == _OVERFLOW or any(
+            _under(path, os.path.realpath(folder)) for folder in (config.code_dir, *config.layers)
+        )
+
+    def _apply(self) -> None:
+        self._timer = None
+        pending, self._pending = self._pending, {}
+        for name, path in sorted(pending.items()):
+            if not self._still_from(name, path):
+                continue
+            try:
+                self.scheduler.reload_code(name)
+            except SchedulerError as exc:  # removed over the API, or the server is stopping
+                log.info("not reloading %s: %s", name, exc.message)
+                continue
+            log.info("reloaded %s: %s changed; its next invocation runs the new code", name, path)
+        if self._template_changed:
+            self._template_changed = False
+            log.warning(
+                "%s changed: restart lambda-scheduler serve to apply it (--watch reloads the functions' code "
+                "and layers, not the template)",
+                self.template,
+            )

@@ -1,0 +1,16 @@
+"""Handlers that say which Python runs them."""
+
+import logging
+import os
+import sys
+
+
+def report(event, context):
+    logging.getLogger().warning("running on %s", sys.version.split()[0])
+    return {
+        "version": list(sys.version_info[:3]),
+        "executable": sys.executable,
+        "execution_env": os.environ.get("AWS_EXECUTION_ENV"),
+        "pid": os.getpid(),
+        "parent": os.getppid(),
+    }

@@ -109,12 +109,13 @@ class CodeWatcher:
     def _readable(self) -> None:
         assert self._inotify is not None
         changes = self._inotify.read()
-        if any(self._note(change) for change in changes):
+        noted = [self.note(change) for change in changes]  # every one, not up to the first that counts
+        if any(noted):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_later(self.debounce_s, self._apply)
+            self._timer = asyncio.get_running_loop().call_later(self.debounce_s, self.apply)
 
-    def _note(self, change: Change) -> bool:
+    def note(self, change: Change) -> bool:
         """Record what ``change`` affects; False if nothing."""
         if change.overflow:  # events were lost: any function may have changed
             for names in self.folders.values():
@@ -143,7 +144,7 @@ class CodeWatcher:
             _under(path, os.path.realpath(folder)) for folder in (config.code_dir, *config.layers)
         )
 
-    def _apply(self) -> None:
+    def apply(self) -> None:
         self._timer = None
         pending, self._pending = self._pending, {}
         for name, path in sorted(pending.items()):

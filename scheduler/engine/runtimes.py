@@ -112,8 +112,27 @@ class Probed:
     has_msgspec: bool
 
 
+_probed: dict[str, Probed | Unusable] = {}  # by path: an interpreter found stays what it was for this process
+_probing = threading.Lock()
+
+
 def probe(executable: str) -> Probed:
-    """Start ``executable`` once and read what it is (blocking: call it in a thread)."""
+    """What ``executable`` is, read by starting it the first time it is asked for in this
+    process (blocking: call it in a thread). Raises Unusable."""
+    with _probing:
+        found = _probed.get(executable)
+        if found is None:
+            try:
+                found = _probe(executable)
+            except Unusable as exc:
+                found = exc
+            _probed[executable] = found
+    if isinstance(found, Unusable):
+        raise Unusable(str(found))  # a fresh one: re-raising the cached one would pile up tracebacks
+    return found
+
+
+def _probe(executable: str) -> Probed:
     try:
         done = subprocess.run(
             [executable, "-E", "-c", _PROBE],

@@ -377,20 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"values for the template's Parameters (default: their Default; env: {ENV_PREFIX}PARAMETER_OVERRIDES)",
     )
     for setting in SETTINGS:
-        shown = f"(default: {_shown(setting.default(), setting.unset)}; env: {setting.env})"
-        if setting.on_off:
-            run.add_argument(
-                setting.flag, dest=setting.dest, default=None, action="store_const", const="on", help=f"{setting.help} {shown}"
-            )
-            continue
-        run.add_argument(
-            setting.flag,
-            dest=setting.dest,
-            default=None,
-            action="append" if setting.repeatable else "store",
-            metavar=setting.dest.upper(),
-            help=f"{setting.help} {shown}",
-        )
+        _add_setting(run, setting, f"{setting.help} (default: {_shown(setting.default(), setting.unset)}; env: {setting.env})")
     call = commands.add_parser("invoke", help="invoke a function on a running server", description="Invoke a function.")
     call.add_argument("function", help="function name or ARN")
     call.add_argument("payload", nargs="?", default="{}", help="JSON event (default: {})")
@@ -432,15 +419,22 @@ def build_parser() -> argparse.ArgumentParser:
     runtimes.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="runtimes to check (default: all)")
     for setting in SETTINGS:
         if setting.field in _RUNTIME_FIELDS:
-            runtimes.add_argument(
-                setting.flag,
-                dest=setting.dest,
-                default=None,
-                action="append" if setting.repeatable else "store",
-                metavar=setting.dest.upper(),
-                help=f"as for serve (env: {setting.env})",
-            )
+            _add_setting(runtimes, setting, f"as for serve (env: {setting.env})")
     return parser
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting, text: str) -> None:
+    if setting.on_off:
+        parser.add_argument(setting.flag, dest=setting.dest, default=None, action="store_const", const="on", help=text)
+        return
+    parser.add_argument(
+        setting.flag,
+        dest=setting.dest,
+        default=None,
+        action="append" if setting.repeatable else "store",
+        metavar=setting.dest.upper(),
+        help=text,
+    )
 
 
 _RUNTIME_FIELDS = ("runtime_interpreters", "runtime_dir")

@@ -60,6 +60,8 @@ async def test_the_worker_runs_on_the_runtimes_interpreter(make_scheduler: MakeS
     first = _body(cold)
     assert ".".join(map(str, first["version"][:2])) == runtime.removeprefix("python")
     assert first["execution_env"] == f"AWS_Lambda_{runtime}"
+    # Through a folder holding only a link to the package, not the server's site-packages.
+    assert re.search(r"/package-[0-9a-f]{12}/scheduler/__init__\.py$", first["worker"]), first["worker"]
     assert (cold.start, warm.start, _body(warm)["pid"]) == ("cold", "warm", first["pid"])
     assert re.search(r"\[WARNING\]\t\S+\t\S+\trunning on " + runtime.removeprefix("python"), cold.log)
     assert "Init Duration:" in cold.log and "REPORT RequestId:" in warm.log and "Init Duration" not in warm.log

@@ -31,6 +31,7 @@ from pathlib import Path
 from ..config import SchedulerConfig
 from ..errors import RuntimeUnavailable
 from . import workersite
+from .isolation import view
 from .isolation.manager import interpreter_path
 
 log = logging.getLogger("lambda_scheduler.runtimes")
@@ -61,13 +62,15 @@ class Match(Enum):
 
 @dataclass(frozen=True)
 class Interpreter:
-    """A Python that can run the worker. ``site``: a folder the worker's dependency was
-    installed into for it, to put first on its path (None: it has msgspec itself)."""
+    """A Python that can run the worker. ``zygote_path``: what its zygote puts on its import
+    path (the worker's dependency where the interpreter lacks it, then the ``scheduler``
+    package); None for the server's own interpreter, which imports both as the server does."""
 
     executable: str
     version: tuple[int, int, int]
     paths: tuple[str, ...]  # its import path, for the sandbox's readability check
-    site: str | None = None
+    site: str | None = None  # where msgspec was installed for it, if it has none of its own
+    zygote_path: tuple[str, ...] | None = None
 
     @property
     def release(self) -> str:
@@ -240,12 +243,16 @@ class Runtimes:
 
     def _usable(self, probed: Probed) -> Interpreter:
         """The probed interpreter, ready to run the worker: msgspec importable, installed into
-        a folder of its own (workersite.py) if it has none."""
+        a folder of its own (workersite.py) if it has none, and the package reachable."""
         interpreter = probed.interpreter
-        if probed.has_msgspec or interpreter.version[:2] < WORKER_MIN_VERSION:
-            return interpreter  # an old one is turned down by version, before any install
-        try:
-            site = workersite.ensure(interpreter.executable, interpreter.release, self._site_root)
-        except workersite.InstallFailed as exc:
-            raise Unusable(str(exc)) from None
-        return Interpreter(interpreter.executable, interpreter.version, (site, *interpreter.paths), site)
+        if interpreter.version[:2] < WORKER_MIN_VERSION:
+            return interpreter  # turned down by its version in _choose, before any install
+        site = None
+        if not probed.has_msgspec:
+            try:
+                site = workersite.ensure(interpreter.executable, interpreter.release, self._site_root)
+            except workersite.InstallFailed as exc:
+                raise Unusable(str(exc)) from None
+        package = workersite.package_link(view.PACKAGE_DIR, self._site_root)
+        path = (site, package) if site else (package,)
+        return Interpreter(interpreter.executable, interpreter.version, (*path, *interpreter.paths), site, path)

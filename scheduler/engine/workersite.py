@@ -94,6 +94,31 @@ def _install(executable: str, release: str, folder: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def package_link(package_dir: str, root: Path) -> str:
+    """A folder holding nothing but ``scheduler``, a link to ``package_dir``: what another
+    interpreter's zygote imports the worker through. Not the folder the package lies in, which
+    for an installed scheduler is the server's site-packages: its compiled modules are built
+    for the server's Python, and handlers of another one must not find them first."""
+    digest = hashlib.sha256(package_dir.encode()).hexdigest()[:12]
+    folder = root / f"package-{digest}"
+    link = folder / "scheduler"
+    if link.is_symlink() and os.readlink(link) == package_dir:
+        return str(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".part", dir=root))
+    staging.chmod(0o755)
+    os.symlink(package_dir, staging / "scheduler")
+    try:
+        os.rename(staging, folder)
+    except OSError:  # made meanwhile by another server (or a stale one: replaced)
+        if not (link.is_symlink() and os.readlink(link) == package_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.rename(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
+
+
 def _open_to_all(top: Path) -> None:
     top.chmod(0o755)  # mkdtemp made it 0700
     for parent, dirs, files in os.walk(top):

@@ -36,10 +36,15 @@ class SpawnWatcher(Protocol):
 
 
 class ZygoteClient:
-    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = (), path: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, python: str = sys.executable, preload: tuple[str, ...] = (), path: tuple[str, ...] | None = None
+    ) -> None:
+        """``path``: what the zygote imports the worker from, first on its import path
+        (default: the folder holding this package; another interpreter's: runtimes.py)."""
         self.python = python
         self._preload = preload
-        self._path = path  # folders first on the zygote's import path (workersite.py)
+        self._own_path = path is None  # the server's own import path, as the server has it
+        self._path = (_PACKAGE_PARENT,) if path is None else path
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(FromZygote)
         self._sock: socket.socket | None = None
@@ -61,7 +66,7 @@ class ZygoteClient:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*self._path, _PACKAGE_PARENT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*self._path, env.get("PYTHONPATH")]))
         with theirs:
             self._proc = subprocess.Popen(  # noqa: ASYNC220 - once per scheduler; fork+exec returns at once
                 # --owner names this process in the command line, which every environment
@@ -71,6 +76,10 @@ class ZygoteClient:
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                # `-m` puts the working directory first on the import path, before PYTHONPATH:
+                # another interpreter's zygote starts in / so that only self._path can give it
+                # the package. The server's own keeps the directory, where --preload may look.
+                cwd=None if self._own_path else "/",
             )
         ours.setblocking(False)
         self._sock = ours

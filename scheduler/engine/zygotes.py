@@ -29,8 +29,8 @@ class Zygotes:
         """The zygote of ``interpreter``, made (not started) on first use."""
         client = self._by_python.get(interpreter.executable)
         if client is None:
-            path = (interpreter.site,) if interpreter.site else ()
-            client = self._by_python[interpreter.executable] = ZygoteClient(interpreter.executable, path=path)
+            client = ZygoteClient(interpreter.executable, path=interpreter.zygote_path)
+            self._by_python[interpreter.executable] = client
         return client
 
     def __iter__(self) -> Iterator[ZygoteClient]:

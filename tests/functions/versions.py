@@ -13,4 +13,5 @@ def report(event, context):
         "execution_env": os.environ.get("AWS_EXECUTION_ENV"),
         "pid": os.getpid(),
         "parent": os.getppid(),
+        "worker": sys.modules["scheduler"].__file__,  # where its zygote imported the worker from
     }

@@ -247,3 +247,15 @@ def test_serve_warns_of_or_refuses_a_runtime_it_cannot_run(tmp_path: Path) -> No
         assert f"function Fn: runtime python3.12 runs on Python {OWN}" in log
     finally:
         server.stop()
+
+
+def test_an_interpreter_that_cannot_be_prepared_is_substituted(tmp_path: Path) -> None:
+    python = _interpreters("python3.13")["python3.13"]
+    if runtimes.probe(python).has_msgspec:
+        pytest.skip(f"{python} has msgspec of its own: nothing to prepare")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings = SchedulerConfig(runtime_interpreters={"python3.13": python}, runtime_dir=str(blocked))
+    choice = runtimes.Runtimes(settings).choose("python3.13")
+    assert choice.match is runtimes.Match.SUBSTITUTE and choice.interpreter.executable == sys.executable
+    assert choice.reason.startswith(f"cannot prepare {blocked} for {python}")

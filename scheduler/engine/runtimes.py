@@ -247,12 +247,12 @@ class Runtimes:
         interpreter = probed.interpreter
         if interpreter.version[:2] < WORKER_MIN_VERSION:
             return interpreter  # turned down by its version in _choose, before any install
-        site = None
-        if not probed.has_msgspec:
-            try:
-                site = workersite.ensure(interpreter.executable, interpreter.release, self._site_root)
-            except workersite.InstallFailed as exc:
-                raise Unusable(str(exc)) from None
-        package = workersite.package_link(view.PACKAGE_DIR, self._site_root)
+        try:
+            site = None if probed.has_msgspec else workersite.ensure(interpreter.executable, interpreter.release, self._site_root)
+            package = workersite.package_link(view.PACKAGE_DIR, self._site_root)
+        except workersite.InstallFailed as exc:
+            raise Unusable(str(exc)) from None
+        except OSError as exc:  # the runtime dir cannot be written: this interpreter cannot be prepared
+            raise Unusable(f"cannot prepare {self._site_root} for {interpreter.executable}: {exc}") from None
         path = (site, package) if site else (package,)
         return Interpreter(interpreter.executable, interpreter.version, (*path, *interpreter.paths), site, path)

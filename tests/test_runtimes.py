@@ -6,12 +6,14 @@ a runtime Lambda does not accept is refused with Lambda's text."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +261,23 @@ def test_an_interpreter_that_cannot_be_prepared_is_substituted(tmp_path: Path) -
     choice = runtimes.Runtimes(settings).choose("python3.13")
     assert choice.match is runtimes.Match.SUBSTITUTE and choice.interpreter.executable == sys.executable
     assert choice.reason.startswith(f"cannot prepare {blocked} for {python}")
+
+
+@pytest.mark.timeout(180)
+async def test_create_and_update_over_the_api_choose_the_interpreter(make_server: MakeServer) -> None:
+    found = _interpreters("python3.12", "python3.13")
+    served = await make_server(runtime_interpreters=found)
+    client = served.client()
+    code = {"ZipFile": _zip("import sys\n\ndef handler(event, context):\n    return list(sys.version_info[:2])\n")}
+    await aws(client.create_function, FunctionName="f", Runtime="python3.12", Role=ROLE, Handler="app.handler", Code=code)
+    assert json.loads((await aws(client.invoke, FunctionName="f"))["Payload"]) == [3, 12]
+    updated = await aws(client.update_function_configuration, FunctionName="f", Runtime="python3.13")
+    assert updated["Runtime"] == "python3.13"
+    assert json.loads((await aws(client.invoke, FunctionName="f"))["Payload"]) == [3, 13]
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()

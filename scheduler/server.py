@@ -125,7 +125,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watcher = CodeWatcher(scheduler, template.path, template.functions) if server_config.watch else None
+    watcher = None
+    if server_config.watch:
+        written = [p for p in (data_dir, server_config.log_dir, server_config.code_store_dir) if p is not None]
+        watcher = CodeWatcher(scheduler, template.path, template.functions, exclude=written)
     try:
         await start_site(runner, server_config)
         if watcher is not None:

@@ -7,7 +7,8 @@ reloads that function, as an UpdateFunctionCode would; other functions stay warm
          when their invocation ends; the next invocation starts cold on the new code
 
 A burst of events (an editor's save is several; a ``git checkout`` hundreds) reloads each
-function once, ``debounce_s`` after the last of them. New code that does not compile is not
+function once, ``debounce_s`` after the last of them (``MAX_DELAY_S`` after the first at the
+latest); a folder replaced whole is watched anew when its change is applied. New code that does not compile is not
 checked here: the next invocation's Init reports it as Lambda does (``Runtime.UserCodeSyntaxError``)
 and the server stays up; fixing the file reloads again. A change of the template itself is
 logged with a request to restart: its functions, limits and event settings are not reloaded.
@@ -31,6 +32,7 @@ from .inotify import Change, Inotify
 log = logging.getLogger("lambda_scheduler.watch")
 
 DEBOUNCE_S = 0.2
+MAX_DELAY_S = 2.0  # a folder written to without pause (a log file in it) still reloads this often
 _SKIPPED_FOLDERS = ("__pycache__", ".git", ".hg", ".svn", ".aws-sam", ".lambda-scheduler", ".mypy_cache", ".pytest_cache")
 # Files no import reads: bytecode, and what editors write beside the file they save (vim's
 # swap files and its 4913 probe, emacs' lock and autosave files, backups ending in ~).
@@ -68,11 +70,20 @@ def drop_stale_bytecode(path: str) -> None:
 
 class CodeWatcher:
     def __init__(
-        self, scheduler: Scheduler, template: Path, functions: Iterable[FunctionConfig], debounce_s: float = DEBOUNCE_S
+        self,
+        scheduler: Scheduler,
+        template: Path,
+        functions: Iterable[FunctionConfig],
+        *,
+        exclude: Iterable[str | os.PathLike[str]] = (),
+        debounce_s: float = DEBOUNCE_S,
     ) -> None:
+        """``exclude``: folders the server itself writes to (its data and log dirs), which a
+        function's folder may hold (``CodeUri: .``): their changes are no code change."""
         self.scheduler = scheduler
         self.template = str(template.resolve())
         self.debounce_s = debounce_s
+        self.exclude = tuple(os.path.realpath(p) for p in exclude)
         # Each watched folder (code or layer, real path) and the functions that import from it.
         self.folders: dict[str, set[str]] = {}
         for config in functions:
@@ -82,6 +93,8 @@ class CodeWatcher:
         self._pending: dict[str, str] = {}  # function -> a file that changed (for the log)
         self._template_changed = False
         self._timer: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # the latest a pending reload may wait until (loop time)
+        self._touched: set[str] = set()  # watched folders with a pending change
 
     def start(self) -> None:
         notify = Inotify(skip=_SKIPPED_FOLDERS)
@@ -111,9 +124,13 @@ class CodeWatcher:
         changes = self._inotify.read()
         noted = [self.note(change) for change in changes]  # every one, not up to the first that counts
         if any(noted):
+            loop = asyncio.get_running_loop()
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_later(self.debounce_s, self.apply)
+            if self._due is None:
+                self._due = loop.time() + MAX_DELAY_S
+            delay = max(0.0, min(self.debounce_s, self._due - loop.time()))
+            self._timer = loop.call_later(delay, self.apply)
 
     def note(self, change: Change) -> bool:
         """Record what ``change`` affects; False if nothing."""
@@ -125,13 +142,23 @@ class CodeWatcher:
         if path == self.template:
             self._template_changed = True
             return True
-        if ignored(path):
+        if ignored(path) or any(_under(path, folder) for folder in self.exclude):
             return False
         drop_stale_bytecode(path)
-        affected = [names for folder, names in self.folders.items() if _under(path, folder)]
-        for names in affected:
-            self._pending.update(dict.fromkeys(names, path))  # the latest: an editor's temp file comes first
+        affected = [folder for folder in self.folders if _under(path, folder)]
+        for folder in affected:
+            self._touched.add(folder)
+            self._pending.update(dict.fromkeys(self.folders[folder], path))  # the latest: an editor's temp file comes first
         return bool(affected)
+
+    def _rewatch(self, folder: str) -> None:
+        """Watch ``folder`` again: replaced whole (``rm -r`` and a copy, a branch switch), it
+        lost its watches with its old self. Adding a watch a folder has already is harmless."""
+        if self._inotify is not None and os.path.isdir(folder):
+            try:
+                self._inotify.watch_tree(folder)
+            except OSError as exc:
+                log.warning("cannot watch %s any more: %s", folder, exc)
 
     def _still_from(self, name: str, path: str) -> bool:
         """Does ``name`` still import from where ``path`` lies? Not once UpdateFunctionCode
@@ -145,8 +172,11 @@ class CodeWatcher:
         )
 
     def apply(self) -> None:
-        self._timer = None
+        self._timer = self._due = None
         pending, self._pending = self._pending, {}
+        touched, self._touched = self._touched, set()
+        for folder in touched:
+            self._rewatch(folder)
         for name, path in sorted(pending.items()):
             if not self._still_from(name, path):
                 continue

@@ -127,6 +127,17 @@ async def test_a_syntax_error_is_the_invocations_error_until_it_is_fixed(watched
     watched.write("a/app.py", HANDLER.format(v="fixed"))
     await watched.logged(r"reloaded A:", 2)
     assert (await watched.invoke("A"))[0]["v"] == "fixed"
+    # The folder replaced whole (a branch switch): reloaded, and its new files watched too.
+    app = watched.template.parent
+    (watched.folder / "next").mkdir()
+    (watched.folder / "next" / "app.py").write_text(HANDLER.format(v="swapped"))
+    os.rename(app / "a", watched.folder / "previous")
+    os.rename(watched.folder / "next", app / "a")
+    await watched.logged(r"reloaded A:", 3)
+    assert (await watched.invoke("A"))[0]["v"] == "swapped"
+    watched.write("a/app.py", HANDLER.format(v="after"))
+    await watched.logged(r"reloaded A: \S+/a/app\.py changed", 3)
+    assert (await watched.invoke("A"))[0]["v"] == "after"
 
 
 async def test_a_reload_retires_a_busy_environment_after_its_invocation(make_scheduler: MakeScheduler, tmp_path: Path) -> None:

@@ -43,10 +43,10 @@ _PROBE_TIMEOUT_S = 20.0
 _PROBE = (
     "import json, sys\n"
     "try:\n"
-    "    import msgspec  # noqa: F401\n"
-    "    has = True\n"
+    "    import msgspec\n"
+    "    has = msgspec.__version__\n"
     "except Exception:\n"
-    "    has = False\n"
+    "    has = ''\n"
     "print(json.dumps({'version': list(sys.version_info[:3]), 'executable': sys.executable,"
     " 'path': [p for p in sys.path if p], 'msgspec': has}))\n"
 )
@@ -158,7 +158,18 @@ def _probe(executable: str) -> Probed:
     # Its own sys.executable, not the path given: a pyenv shim names the real interpreter
     # there, while a virtual environment's python keeps its own path (and its packages).
     interpreter = Interpreter(str(found["executable"] or executable), (major, minor, micro), paths)
-    return Probed(interpreter, bool(found["msgspec"]))
+    # An older msgspec of the interpreter's own is passed over: ours goes first on its path.
+    return Probed(interpreter, _release(str(found["msgspec"])) >= workersite.MSGSPEC_MIN)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"0.18.6"`` as (0, 18, 6); () for none or one that cannot be read."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
 
 
 def on_path(runtime: str) -> list[str]:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 log = logging.getLogger("lambda_scheduler.runtimes")
 
-REQUIREMENT = "msgspec>=0.18"  # as the server's own (pyproject.toml)
+MSGSPEC_MIN = (0, 18)  # as the server's own requirement (pyproject.toml)
+REQUIREMENT = "msgspec>=" + ".".join(map(str, MSGSPEC_MIN))
 _DONE = ".installed"
 _PIP_TIMEOUT_S = 600.0
 

@@ -215,7 +215,9 @@ class Runtimes:
                 self._own = Interpreter(python, (major, minor, micro), tuple(interpreter_path()))
             else:
                 try:
-                    self._own = probe(python).interpreter
+                    found = probe(python).interpreter
+                    # Under the configured path: the one the server's own zygote is keyed by.
+                    self._own = Interpreter(python, found.version, found.paths)
                 except Unusable:
                     # Its zygote will fail to start and say why; the version is unknown here.
                     self._own = Interpreter(python, (0, 0, 0), ())

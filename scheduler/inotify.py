@@ -84,7 +84,7 @@ class Inotify:
             err = ctypes.get_errno()
             if err in (errno.ENOENT, errno.ENOTDIR):
                 return  # gone again before its watch was added: its removal is reported
-            raise OSError(err, f"inotify_add_watch {folder}: {os.strerror(err)}")
+            raise OSError(err, os.strerror(err), folder)
         (self._folders if recursive else self._files)[wd] = folder
 
     def read(self) -> list[Change]:

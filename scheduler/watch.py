@@ -17,6 +17,7 @@ logged with a request to restart: its functions, limits and event settings are n
 from __future__ import annotations
 
 import asyncio
+import errno
 import fnmatch
 import glob
 import logging
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from .config import FunctionConfig
 from .engine.scheduler import Scheduler
-from .errors import SchedulerError
+from .errors import ConfigError, SchedulerError
 from .inotify import Change, Inotify
 
 log = logging.getLogger("lambda_scheduler.watch")
@@ -97,14 +98,19 @@ class CodeWatcher:
         self._touched: set[str] = set()  # watched folders with a pending change
 
     def start(self) -> None:
-        notify = Inotify(skip=_SKIPPED_FOLDERS)
+        """Watch every folder; ConfigError (naming --watch) if the host will not let us."""
+        try:
+            notify = Inotify(skip=_SKIPPED_FOLDERS)
+        except OSError as exc:
+            raise ConfigError("watch", f"inotify is not available here: {exc.strerror}") from None
         try:
             for folder in self.folders:
                 notify.watch_tree(folder)
             notify.watch_folder(os.path.dirname(self.template))
-        except OSError:
+        except OSError as exc:
             notify.close()
-            raise
+            hint = " (raise fs.inotify.max_user_watches)" if exc.errno == errno.ENOSPC else ""
+            raise ConfigError("watch", f"cannot watch {exc.filename or 'a folder'}: {exc.strerror}{hint}") from None
         self._inotify = notify
         asyncio.get_running_loop().add_reader(notify.fileno(), self._readable)
         names = sorted({n for names in self.folders.values() for n in names})

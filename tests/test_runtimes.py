@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -96,6 +97,20 @@ async def test_two_runtimes_warm_at_once_on_a_zygote_each(make_scheduler: MakeSc
     assert {c["parent"] for c in cold} == set(zygotes.values())
     assert cold[1]["parent"] == cold[2]["parent"] == zygotes[cold[1]["executable"]]
     assert all(_parent(c["pid"]) == c["parent"] for c in cold)
+
+
+@pytest.mark.timeout(180)
+async def test_losing_one_interpreters_zygote_leaves_the_others_warm(make_scheduler: MakeScheduler) -> None:
+    found = _interpreters("python3.12")
+    s = await make_scheduler(fn("own", "versions.report"), fn("other", "versions.report", runtime="python3.12"), runtime_interpreters=found)
+    own, other = _body(await s.invoke("own", {})), _body(await s.invoke("other", {}))
+    [env] = s.environments("other")
+    os.kill(other["parent"], signal.SIGKILL)  # the 3.12 zygote: its environments die with it
+    await asyncio.wait_for(env.wait_exited(), 5)
+    again = await s.invoke("other", {})
+    assert again.start == "cold" and _body(again)["version"][:2] == [3, 12] and _body(again)["parent"] != other["parent"]
+    warm = await s.invoke("own", {})
+    assert warm.start == "warm" and _body(warm)["pid"] == own["pid"] and s.zygote.pid == own["parent"]
 
 
 async def test_a_runtime_without_interpreter_runs_on_the_servers_with_a_warning(

@@ -2,8 +2,8 @@
 
 Found in pyenv's versions folder (``$PYENV_ROOT``, else ``~/.pyenv``) or on PATH. A test that
 needs one it cannot find is skipped with the reason — or fails, for the runtimes listed in
-LAMBDA_SCHEDULER_REQUIRE_RUNTIMES (as .ci/run sets for python3.12 and python3.13, which the CI
-machines have).
+LAMBDA_SCHEDULER_REQUIRE_RUNTIMES (as .ci/run sets for python3.9, 3.10, 3.12 and 3.13, which
+the CI machines have).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from . import connections
 from .api import init_app
-from .api.keys import DISPATCHER, STATE
+from .api.keys import CATALOG, DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
 from .engine.scheduler import Scheduler
 from .template import Template
@@ -128,7 +128,9 @@ async def serve(
     watcher = None
     if server_config.watch:
         written = [p for p in (data_dir, server_config.log_dir, server_config.code_store_dir) if p is not None]
-        watcher = CodeWatcher(scheduler, template.path, template.functions, exclude=written)
+        watcher = CodeWatcher(
+            scheduler, template.path, template.functions, exclude=written, reloaded=_new_code(app, scheduler)
+        )
     try:
         await start_site(runner, server_config)
         if watcher is not None:
@@ -150,6 +152,20 @@ async def serve(
         await scheduler.stop(drain_timeout=0)  # in case setup failed before the application owned it
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _new_code(app: web.Application, scheduler: Scheduler) -> Callable[[str], None]:
+    """What a reload by --watch changes in what the API reports, as UpdateFunctionCode would:
+    CodeSha256 and CodeSize (hashed again when next asked), RevisionId, LastModified."""
+
+    def changed(name: str) -> None:
+        status = scheduler.functions.get(name)
+        if status is not None:
+            record = app[CATALOG].record(status)
+            record.code = None
+            record.touch()
+
+    return changed
 
 
 def _exit_now(sig: int) -> None:

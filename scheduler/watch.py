@@ -22,7 +22,7 @@ import fnmatch
 import glob
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .config import FunctionConfig
@@ -77,11 +77,14 @@ class CodeWatcher:
         functions: Iterable[FunctionConfig],
         *,
         exclude: Iterable[str | os.PathLike[str]] = (),
+        reloaded: Callable[[str], None] = lambda name: None,
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
         """``exclude``: folders the server itself writes to (its data and log dirs), which a
-        function's folder may hold (``CodeUri: .``): their changes are no code change."""
+        function's folder may hold (``CodeUri: .``): their changes are no code change.
+        ``reloaded(name)``: called after each reload (the API's record of the code)."""
         self.scheduler = scheduler
+        self.reloaded = reloaded
         self.template = str(template.resolve())
         self.debounce_s = debounce_s
         self.exclude = tuple(os.path.realpath(p) for p in exclude)
@@ -191,6 +194,7 @@ class CodeWatcher:
             except SchedulerError as exc:  # removed over the API, or the server is stopping
                 log.info("not reloading %s: %s", name, exc.message)
                 continue
+            self.reloaded(name)
             log.info("reloaded %s: %s changed; its next invocation runs the new code", name, path)
         if self._template_changed:
             self._template_changed = False

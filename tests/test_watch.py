@@ -91,10 +91,13 @@ async def test_an_edit_reloads_only_that_function(watched: Watched) -> None:
     a, _ = await watched.invoke("A")
     b, _ = await watched.invoke("B")
     assert (a["v"], a["layer"], b["v"]) == ("a1", "l1", "b1")
+    before = await aws(watched.client.get_function_configuration, FunctionName="A")
     watched.write("a/app.py", HANDLER.format(v="a2"))  # same size, likely the same second: no stale bytecode
     await watched.logged(r"reloaded A: \S+/a/app\.py changed", 1)
     a2, _ = await watched.invoke("A")
     assert (a2["v"], a2["layer"]) == ("a2", "l1") and a2["pid"] != a["pid"]
+    after = await aws(watched.client.get_function_configuration, FunctionName="A")
+    assert after["CodeSha256"] != before["CodeSha256"] and after["RevisionId"] != before["RevisionId"]
     assert (await watched.invoke("B"))[0]["pid"] == b["pid"]  # still warm
     watched.write("layer/python/shared.py", 'V = "l2"\n')
     await watched.logged(r"reloaded A: \S+/layer/python/shared\.py changed", 1)

@@ -8,10 +8,11 @@ reloads that function, as an UpdateFunctionCode would; other functions stay warm
 
 A burst of events (an editor's save is several; a ``git checkout`` hundreds) reloads each
 function once, ``debounce_s`` after the last of them (``MAX_DELAY_S`` after the first at the
-latest); a folder replaced whole is watched anew when its change is applied. New code that does not compile is not
-checked here: the next invocation's Init reports it as Lambda does (``Runtime.UserCodeSyntaxError``)
-and the server stays up; fixing the file reloads again. A change of the template itself is
-logged with a request to restart: its functions, limits and event settings are not reloaded.
+latest); a folder replaced whole is watched anew when its change is applied. New code that does
+not compile is not checked here: the next invocation's Init reports it as Lambda does
+(``Runtime.UserCodeSyntaxError``) and the server stays up; fixing the file reloads again. A
+change of the template itself is logged with a request to restart: its functions, limits and
+event settings are not reloaded.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _OVERFLOW = "(too many changes to list)"
 
 
 def ignored(path: str) -> bool:
+    """Is ``path`` (relative to the watched folder: code built by ``sam build`` lives under
+    ``.aws-sam/``) one no import reads?"""
     parts = Path(path).parts
     if any(part in _SKIPPED_FOLDERS for part in parts[:-1]):
         return True
@@ -151,10 +154,11 @@ class CodeWatcher:
         if path == self.template:
             self._template_changed = True
             return True
-        if ignored(path) or any(_under(path, folder) for folder in self.exclude):
+        if any(_under(path, folder) for folder in self.exclude):
             return False
-        drop_stale_bytecode(path)
-        affected = [folder for folder in self.folders if _under(path, folder)]
+        affected = [f for f in self.folders if _under(path, f) and not ignored(os.path.relpath(path, f))]
+        if affected:
+            drop_stale_bytecode(path)
         for folder in affected:
             self._touched.add(folder)
             self._pending.update(dict.fromkeys(self.folders[folder], path))  # the latest: an editor's temp file comes first

@@ -41,7 +41,7 @@ from .events import EventState
 from .events.destinations import timestamp
 from .load import cli as load_cli
 from .server import serve, setup_logging
-from .template import load_template
+from .template import Template, load_template
 
 BUNDLED_TEMPLATE = Path(__file__).resolve().parent.parent / "examples" / "template.yaml"
 ENV_PREFIX = "LAMBDA_SCHEDULER_"
@@ -274,8 +274,8 @@ SETTINGS = (
         "server",
         "watch",
         _switch,
-        "reload a template function when a file in its code folder or layers changes: its environments "
-        "are replaced, as UpdateFunctionCode replaces them",
+        "reload a template function when a file in its code folder or layers changes (its environments "
+        "are replaced, as UpdateFunctionCode replaces them), and the template's functions when it changes",
         on_off=True,
     ),
     Setting(
@@ -514,13 +514,18 @@ def run_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         raise UsageError(problem)
     setup_logging(server_config.log_level)
+    path, parameters = template_path(args), parameter_overrides(args)
+
+    def load() -> Template:
+        return load_template(path, parameters=parameters, settings=scheduler_config)
+
     try:
-        template = load_template(template_path(args), parameters=parameter_overrides(args), settings=scheduler_config)
+        template = load()
     except TemplateError as exc:
         raise UsageError(f"template: {exc}") from None
     names = [f.name for f in template.functions]
     try:
-        uvloop.run(serve(template, scheduler_config, server_config, _ready(names)))
+        uvloop.run(serve(template, scheduler_config, server_config, _ready(names), load))
     except RuntimeUnavailable as exc:  # --strict-runtime, and a runtime with no interpreter here
         refused = ", ".join(f.name for f in template.functions if f.runtime == exc.runtime)
         raise UsageError(f"template: function {refused}: {exc.message}") from None

@@ -404,7 +404,7 @@ class ServerConfig:
     # GET /metrics and the observer that counts for it.
     metrics: bool = True
     # serve --watch: a change in a template function's code folder or layers replaces its
-    # environments (watch.py); a change of the template itself is only reported.
+    # environments (watch.py); a changed template is applied function by function where it can.
     watch: bool = False
     # Bounded input (README "Security"): a connection must send a complete request head this
     # soon after it opens (slowloris defence), and an upload body may not pause for longer;

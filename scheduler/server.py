@@ -106,13 +106,17 @@ async def serve(
     scheduler_config: SchedulerConfig,
     server_config: ServerConfig,
     ready: Callable[[str], None],
+    load: Callable[[], Template] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``ready(url)`` is called once requests are accepted.
 
     One drain budget: on the first signal the listener closes, no Event is accepted, and the
     invocations in flight get ``drain_timeout_s`` in all; those still running are then ended
     (their clients get a 503 ServiceException) and every environment is shut down. Queued
-    events stay in the store. A second signal exits at once."""
+    events stay in the store. A second signal exits at once.
+
+    With ``server_config.watch``, code changes reload functions (watch.py) and ``load`` reads
+    the template again when it changes (None: a change is only reported)."""
     data_dir = data_dir_for(template, server_config)
     server_config = server_config.replace(data_dir=data_dir)
     scheduler = Scheduler(template.functions, config=settings_for(template, scheduler_config, data_dir))
@@ -128,9 +132,7 @@ async def serve(
     watcher = None
     if server_config.watch:
         written = [p for p in (data_dir, server_config.log_dir, server_config.code_store_dir) if p is not None]
-        watcher = CodeWatcher(
-            scheduler, template.path, template.functions, exclude=written, reloaded=_new_code(app, scheduler)
-        )
+        watcher = CodeWatcher(scheduler, template, load=load, exclude=written, reloaded=_new_code(app, scheduler))
     try:
         await start_site(runner, server_config)
         if watcher is not None:

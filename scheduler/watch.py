@@ -11,8 +11,8 @@ function once, ``debounce_s`` after the last of them (``MAX_DELAY_S`` after the 
 latest); a folder replaced whole is watched anew when its change is applied. New code that does
 not compile is not checked here: the next invocation's Init reports it as Lambda does
 (``Runtime.UserCodeSyntaxError``) and the server stays up; fixing the file reloads again. A
-change of the template itself is logged with a request to restart: its functions, limits and
-event settings are not reloaded.
+change of the template itself is read again and applied function by function where nothing
+else changed (template_reload.py); otherwise the log asks for a restart.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from . import template_reload
+from .cfn import TemplateError
 from .config import FunctionConfig
 from .engine.scheduler import Scheduler
 from .errors import ConfigError, SchedulerError
 from .inotify import Change, Inotify
+from .template import Template
 
 log = logging.getLogger("lambda_scheduler.watch")
 
@@ -76,32 +79,41 @@ class CodeWatcher:
     def __init__(
         self,
         scheduler: Scheduler,
-        template: Path,
-        functions: Iterable[FunctionConfig],
+        template: Template,
         *,
+        load: Callable[[], Template] | None = None,
         exclude: Iterable[str | os.PathLike[str]] = (),
         reloaded: Callable[[str], None] = lambda name: None,
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
-        """``exclude``: folders the server itself writes to (its data and log dirs), which a
-        function's folder may hold (``CodeUri: .``): their changes are no code change.
-        ``reloaded(name)``: called after each reload (the API's record of the code)."""
+        """``load``: reads the template again when it changes (template_reload.py applies what
+        it can); None: a change is only reported. ``exclude``: folders the server itself writes
+        to (its data and log dirs), which a function's folder may hold (``CodeUri: .``): their
+        changes are no code change. ``reloaded(name)``: called after each reload of a
+        function's code (the API's record of the code)."""
         self.scheduler = scheduler
         self.reloaded = reloaded
-        self.template = str(template.resolve())
+        self.current = template
+        self.template = str(template.path.resolve())
+        self.load = load
         self.debounce_s = debounce_s
         self.exclude = tuple(os.path.realpath(p) for p in exclude)
-        # Each watched folder (code or layer, real path) and the functions that import from it.
         self.folders: dict[str, set[str]] = {}
-        for config in functions:
-            for folder in (config.code_dir, *config.layers):
-                self.folders.setdefault(os.path.realpath(folder), set()).add(config.name)
+        self._watch_functions(template.functions)
         self._inotify: Inotify | None = None
         self._pending: dict[str, str] = {}  # function -> a file that changed (for the log)
         self._template_changed = False
         self._timer: asyncio.TimerHandle | None = None
         self._due: float | None = None  # the latest a pending reload may wait until (loop time)
         self._touched: set[str] = set()  # watched folders with a pending change
+        self._loading: asyncio.Task[None] | None = None  # the template being read again
+
+    def _watch_functions(self, functions: Iterable[FunctionConfig]) -> None:
+        """Each folder to watch (code or layer, real path), and the functions that import from it."""
+        self.folders = {}
+        for config in functions:
+            for folder in (config.code_dir, *config.layers):
+                self.folders.setdefault(os.path.realpath(folder), set()).add(config.name)
 
     def start(self) -> None:
         """Watch every folder; ConfigError (naming --watch) if the host will not let us."""
@@ -123,6 +135,8 @@ class CodeWatcher:
         log.info("watching %d folders of %s for changes", len(self.folders), ", ".join(names) or "no function")
 
     def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -202,8 +216,38 @@ class CodeWatcher:
             log.info("reloaded %s: %s changed; its next invocation runs the new code", name, path)
         if self._template_changed:
             self._template_changed = False
+            if self.load is None:
+                log.warning("%s changed: restart lambda-scheduler serve to apply it", self.template)
+            elif self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._reload_template())
+            else:  # still reading the previous change: read it once more after
+                self._template_changed = True
+                self._timer = asyncio.get_running_loop().call_later(self.debounce_s, self.apply)
+
+    async def _reload_template(self) -> None:
+        assert self.load is not None
+        try:
+            new = await asyncio.to_thread(self.load)
+        except TemplateError as exc:
+            log.error("%s changed but does not load (%s): still serving it as it was", self.template, exc)
+            return
+        for runtime in template_reload.runtimes_of(new):
+            await self.scheduler.prepare_runtime(runtime)
+        outcome = template_reload.apply(self.scheduler, self.current, new)
+        if outcome.restart:
             log.warning(
-                "%s changed: restart lambda-scheduler serve to apply it (--watch reloads the functions' code "
-                "and layers, not the template)",
+                "%s changed beyond its functions (%s): restart lambda-scheduler serve to apply it",
                 self.template,
+                ", ".join(outcome.restart),
             )
+            return
+        self.current = new
+        self._watch_functions(new.functions)
+        for folder in self.folders:
+            self._rewatch(folder)
+        for line in outcome.changed:
+            log.info("template reloaded: %s", line)
+        for line in outcome.left:
+            log.warning("template reloaded: %s", line)
+        if not outcome.changed and not outcome.left:
+            log.info("template reloaded: its functions are unchanged")

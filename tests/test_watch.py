@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from scheduler.engine.environment import EnvState
 from scheduler.inotify import IN_CLOSE_WRITE, Change
+from scheduler.template import Template
 from scheduler.watch import CodeWatcher, drop_stale_bytecode, ignored
 
 from . import interpreters
@@ -26,7 +28,20 @@ from .serving import Server
 
 OWN_RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 HANDLER = 'import os\nimport shared\n\ndef handler(event, context):\n    return {{"v": "{v}", "layer": shared.V, "pid": os.getpid()}}\n'
-OTHER = 'import os, sys\n\ndef handler(event, context):\n    return {{"v": "{v}", "py": list(sys.version_info[:2]), "pid": os.getpid()}}\n'
+OTHER = (
+    'import os, sys\n\ndef handler(event, context):\n'
+    '    return {{"v": "{v}", "py": list(sys.version_info[:2]), "pid": os.getpid(), "greeting": os.environ.get("GREETING")}}\n'
+)
+
+
+def _template_text(other_runtime: str, b_extra: str = "", more: str = "") -> str:
+    return (
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        "  Shared:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: layer}\n"
+        f"  A:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: a, Handler: app.handler, Runtime: {OWN_RUNTIME}, Layers: [!Ref Shared]}}\n"
+        f"  B:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: b, Handler: app.handler, Runtime: {other_runtime}{b_extra}}}\n"
+        + more
+    )
 
 
 def _tree(folder: Path, other_runtime: str) -> Path:
@@ -37,12 +52,7 @@ def _tree(folder: Path, other_runtime: str) -> Path:
     (folder / "b" / "app.py").write_text(OTHER.format(v="b1"))
     (folder / "layer" / "python" / "shared.py").write_text('V = "l1"\n')
     template = folder / "template.yaml"
-    template.write_text(
-        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
-        "  Shared:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: layer}\n"
-        f"  A:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: a, Handler: app.handler, Runtime: {OWN_RUNTIME}, Layers: [!Ref Shared]}}\n"
-        f"  B:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: b, Handler: app.handler, Runtime: {other_runtime}}}\n"
-    )
+    template.write_text(_template_text(other_runtime))
     return template
 
 
@@ -51,9 +61,9 @@ class Watched:
 
     def __init__(self, folder: Path) -> None:
         python = interpreters.find("python3.12")
-        runtime = "python3.12" if python else OWN_RUNTIME  # B on another zygote where the host allows
+        self.runtime = "python3.12" if python else OWN_RUNTIME  # B on another zygote where the host allows
         self.folder = folder
-        self.template = _tree(folder / "app", runtime)
+        self.template = _tree(folder / "app", self.runtime)
         flags = ["--runtime", f"python3.12={python}"] if python else []
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_SCHEDULER_", "AWS_"))}
         self.log = folder / "stderr"
@@ -112,9 +122,9 @@ async def test_an_edit_reloads_only_that_function(watched: Watched) -> None:
     assert watched.count(r"reloaded A:") == 2, watched.log.read_text()
     b2, _ = await watched.invoke("B")
     assert b2["v"] == "b2" and b2["pid"] != b["pid"]
-    with watched.template.open("a") as template:
-        template.write("# edited\n")
-    await watched.logged(r"template\.yaml changed: restart lambda-scheduler serve to apply it", 1)
+    watched.write("template.yaml", watched.template.read_text() + "# a comment\n")
+    await watched.logged(r"template reloaded: its functions are unchanged", 1)
+    assert (await watched.invoke("B"))[0]["pid"] == b2["pid"]  # nothing restarted
 
 
 @pytest.mark.timeout(120)
@@ -141,6 +151,37 @@ async def test_a_syntax_error_is_the_invocations_error_until_it_is_fixed(watched
     watched.write("a/app.py", HANDLER.format(v="after"))
     await watched.logged(r"reloaded A: \S+/a/app\.py changed", 3)
     assert (await watched.invoke("A"))[0]["v"] == "after"
+
+
+@pytest.mark.timeout(120)
+async def test_a_changed_template_moves_whole_functions_or_asks_for_a_restart(watched: Watched) -> None:
+    a, _ = await watched.invoke("A")
+    b, _ = await watched.invoke("B")
+    assert b["greeting"] is None
+    added = "  C:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: a, Handler: app.handler, Layers: [!Ref Shared], Runtime: " + OWN_RUNTIME + "}\n"
+    watched.write("template.yaml", _template_text(watched.runtime, ", Environment: {Variables: {GREETING: hi}}", added))
+    await watched.logged(r"template reloaded: C: added", 1)
+    assert watched.count(r"template reloaded: B: updated") == 1 and watched.count(r"template reloaded: A:") == 0
+    b2, _ = await watched.invoke("B")
+    assert b2["greeting"] == "hi" and b2["pid"] != b["pid"]
+    assert (await watched.invoke("A"))[0]["pid"] == a["pid"]  # unchanged: still warm
+    assert (await watched.invoke("C"))[0]["v"] == "a1"
+    watched.write("a/app.py", HANDLER.format(v="a2"))  # C's folder is watched: both reload
+    await watched.logged(r"reloaded C:", 1)
+    assert (await watched.invoke("C"))[0]["v"] == "a2"
+    # Beyond the functions (an event-invoke setting): nothing applied, a restart asked for.
+    watched.write("template.yaml", _template_text(watched.runtime, ", EventInvokeConfig: {MaximumRetryAttempts: 0}"))
+    await watched.logged(r"template\.yaml changed beyond its functions \(event_configs\): restart", 1)
+    assert (await watched.invoke("C"))[0]["v"] == "a2"  # not removed
+    watched.write("template.yaml", "Resources: [unclosed\n")
+    await watched.logged(r"template\.yaml changed but does not load \((?s:.+)\): still serving it as it was", 1)
+    watched.write("template.yaml", _template_text(watched.runtime, ", Environment: {Variables: {GREETING: hi}}"))
+    await watched.logged(r"template reloaded: C: removed", 1)
+    body, _ = await watched.invoke("A")
+    assert body["v"] == "a2"
+    with pytest.raises(ClientError) as gone:
+        await watched.invoke("C")
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 async def test_a_reload_retires_a_busy_environment_after_its_invocation(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
@@ -189,7 +230,7 @@ async def test_a_burst_of_changes_reloads_each_function_once(make_scheduler: Mak
     ]
     s = await make_scheduler(*configs)
     pools = {name: s.get_function(name).pool for name in "abc"}
-    watcher = CodeWatcher(s, tmp_path / "template.yaml", configs)
+    watcher = CodeWatcher(s, Template(tmp_path / "template.yaml", configs))
     burst = [f"{tmp_path}/a/app.py", f"{tmp_path}/a/pkg/mod.py", f"{tmp_path}/shared/python/lib.py", f"{tmp_path}/a/app.py"]
     assert all(watcher.note(Change(path, IN_CLOSE_WRITE)) for path in burst)
     assert not watcher.note(Change(f"{built}/__pycache__/app.cpython-311.pyc", IN_CLOSE_WRITE))

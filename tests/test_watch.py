@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from scheduler import template_reload
 from scheduler.engine.environment import EnvState
 from scheduler.inotify import IN_CLOSE_WRITE, Change
 from scheduler.template import Template
@@ -241,3 +242,21 @@ async def test_a_burst_of_changes_reloads_each_function_once(make_scheduler: Mak
     reloaded = s.get_function("a").pool
     watcher.apply()  # nothing pending: nothing reloads again
     assert s.get_function("a").pool is reloaded and s.get_function("c").pool is pools["c"]
+
+
+async def test_a_template_change_leaves_what_the_api_changed(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    f, g = fn("f", "basic.noop"), fn("g", "basic.noop")
+    s = await make_scheduler(f, g)
+    s.update_function(f.replace(memory_mb=256))  # as UpdateFunctionConfiguration would
+    s.add_function(fn("h", "basic.echo"))  # as CreateFunction would
+    old = Template(path, [f, g])
+    new = Template(path, [f.replace(timeout_s=5), g.replace(timeout_s=5), fn("h", "basic.noop")])
+    outcome = template_reload.apply(s, old, new)
+    assert outcome.changed == ["g: updated"] and not outcome.restart
+    assert [line.split(":")[0] for line in outcome.left] == ["f", "h"]
+    assert s.functions["f"].config.memory_mb == 256 and s.functions["f"].config.timeout_s == 3
+    assert s.functions["g"].config.timeout_s == 5 and s.functions["h"].config.handler == "basic.echo"
+    assert template_reload.apply(s, new, Template(path, new.functions, dead_letters={"g": "arn:aws:sqs:x"})).restart == [
+        "dead_letters"
+    ]

@@ -1,8 +1,8 @@
 """``serve --watch``: editing a function's code folder or layer reloads only that function (the
 next invocation runs the new code, the other function keeps its warm environment); a syntax
 error is the invocation's Runtime.UserCodeSyntaxError and fixing it recovers; bytecode and
-editor temp files reload nothing; a template change asks for a restart. And the engine's side:
-a reload retires a busy environment only after its invocation."""
+editor temp files reload nothing; a changed template moves whole functions, or asks for a
+restart. And the engine's side: a reload retires a busy environment only after its invocation."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ log = logging.getLogger("lambda_scheduler.zygote")
 
 class Zygotes:
     def __init__(self, default: ZygoteClient) -> None:
-        self.default = default
+        """``default``: the server's own interpreter's (Scheduler.zygote)."""
         self._by_python: dict[str, ZygoteClient] = {default.python: default}
 
     def client(self, interpreter: Interpreter) -> ZygoteClient:

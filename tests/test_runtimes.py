@@ -125,7 +125,9 @@ async def test_a_runtime_without_interpreter_runs_on_the_servers_with_a_warning(
     assert tuple(body["version"]) == sys.version_info[:3] and body["execution_env"] == "AWS_Lambda_python3.12"
 
 
-async def test_strict_runtime_refuses_the_function(make_scheduler: MakeScheduler, make_server: MakeServer) -> None:
+async def test_strict_runtime_refuses_the_function(
+    make_scheduler: MakeScheduler, make_server: MakeServer, tmp_path: Path
+) -> None:
     with pytest.raises(RuntimeUnavailable, match=r"^Runtime python3.12 cannot run here: /nonexistent/bin/python3.12 does not start"):
         await make_scheduler(
             fn("f", "versions.report", runtime="python3.12"), runtime_interpreters={"python3.12": MISSING}, strict_runtime=True
@@ -140,6 +142,18 @@ async def test_strict_runtime_refuses_the_function(make_scheduler: MakeScheduler
     assert error["Message"].startswith("Runtime python3.12 cannot run here: ")
     assert "serve without --strict-runtime to run it on Python" in error["Message"]
     assert "f" not in served.scheduler.functions
+    # The AWS CLI shows the same: its process runs beside this test's loop, which serves it.
+    (tmp_path / "f.zip").write_bytes(marking_zip())
+    cli = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("aws")), "lambda", "create-function", "--endpoint-url", served.url,
+        "--function-name", "cli", "--runtime", "python3.12", "--role", ROLE, "--handler", "app.handler",
+        "--zip-file", f"fileb://{tmp_path / 'f.zip'}",
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(cli.communicate(), 60)
+    assert cli.returncode != 0
+    assert "(InvalidParameterValueException) when calling the CreateFunction operation: Runtime python3.12 cannot run here" in err.decode()
     await aws(client.create_function, FunctionName="g", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", **args)
     with pytest.raises(ClientError) as moved:
         await aws(client.update_function_configuration, FunctionName="g", Runtime="python3.12")

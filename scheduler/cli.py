@@ -118,6 +118,7 @@ class Setting:
     unset: str = "none"  # what a default of None means, for --help
     repeatable: bool = False  # the flag may be given several times; the values add up
     on_off: bool = False  # the flag alone means on; its variable says on or off
+    metavar: str | None = None  # how --help names the value (default: the field's name)
     secret: bool = False  # never echo the value in an error message
 
     @property
@@ -193,9 +194,10 @@ SETTINGS = (
         "scheduler",
         "runtime_interpreters",
         _interpreters,
-        "RUNTIME=PYTHON: the interpreter a runtime runs on (python3.12=/usr/local/bin/python3.12), "
-        "comma-separated or repeated; other runtimes run on python3.N from PATH, else on the server's own",
+        "the interpreter a runtime runs on (python3.12=/usr/local/bin/python3.12), comma-separated or "
+        "repeated; other runtimes run on python3.N from PATH, else on the server's own",
         repeatable=True,
+        metavar="RUNTIME=PYTHON",
     ),
     Setting(
         "--strict-runtime",
@@ -432,7 +434,7 @@ def _add_setting(parser: argparse.ArgumentParser, setting: Setting, text: str) -
         dest=setting.dest,
         default=None,
         action="append" if setting.repeatable else "store",
-        metavar=setting.dest.upper(),
+        metavar=setting.metavar or setting.dest.upper(),
         help=text,
     )
 

@@ -182,7 +182,11 @@ async def test_runtimes_lambda_does_not_accept_are_refused_with_its_text(make_se
 async def test_the_sandbox_binds_the_interpreter_back_read_only(make_scheduler: MakeScheduler) -> None:
     python = _interpreters("python3.12")["python3.12"]
     prefix = str(Path(python).resolve().parent.parent)
-    s = await make_scheduler(fn("p", "sandbox.probe", runtime="python3.12"), runtime_interpreters={"python3.12": python})
+    s = await make_scheduler(
+        fn("p", "sandbox.probe", runtime="python3.12"),
+        fn("ro", "versions.read_only", runtime="python3.12"),
+        runtime_interpreters={"python3.12": python},
+    )
     if os.geteuid() != 0 or s.isolation.describe()["tmp"] != "tmpfs-namespace":
         pytest.skip("needs root and a mount namespace: no private view otherwise")
     event = {"read": [f"{prefix}/lib/python3.12/os.py"], "write": [f"{prefix}/planted", f"{prefix}/bin/python3.12"]}
@@ -193,6 +197,10 @@ async def test_the_sandbox_binds_the_interpreter_back_read_only(make_scheduler: 
     assert out["read"][f"{prefix}/lib/python3.12/os.py"].startswith("read:")
     assert set(out["write"].values()) <= {"EROFS", "EACCES"}, out["write"]
     assert not os.path.exists(f"{prefix}/planted")
+    site = s.runtimes.choose("python3.12").interpreter.site
+    paths = [prefix, *([site] if site else [])]
+    assert not any(os.statvfs(p).f_flag & os.ST_RDONLY for p in paths)  # writable on the host...
+    assert _body(await s.invoke("ro", {"paths": paths})) == dict.fromkeys(paths, True)  # ...bound read-only
     if closed is not None:  # /root: only what environments need of it is in their view
         visible = set(out["list"][closed])
         assert visible and visible <= {Path(prefix).relative_to(closed).parts[0], ".cache"}, visible

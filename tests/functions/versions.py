@@ -15,3 +15,8 @@ def report(event, context):
         "parent": os.getppid(),
         "worker": sys.modules["scheduler"].__file__,  # where its zygote imported the worker from
     }
+
+
+def read_only(event, context):
+    """Whether each path in the event lies on a read-only mount, in this environment's view."""
+    return {path: bool(os.statvfs(path).f_flag & os.ST_RDONLY) for path in event["paths"]}

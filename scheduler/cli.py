@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import uvloop
 
+from . import runtimes_cli
 from .cfn import TemplateError
 from .config import (
     AUTH_MODES,
@@ -35,12 +36,12 @@ from .config import (
     ServerConfig,
     parse_credentials,
 )
-from .errors import ConfigError
+from .errors import ConfigError, RuntimeUnavailable
 from .events import EventState
 from .events.destinations import timestamp
 from .load import cli as load_cli
 from .server import serve, setup_logging
-from .template import load_template
+from .template import Template, load_template
 
 BUNDLED_TEMPLATE = Path(__file__).resolve().parent.parent / "examples" / "template.yaml"
 ENV_PREFIX = "LAMBDA_SCHEDULER_"
@@ -81,6 +82,17 @@ def _uid_base(text: str) -> int | None:
     return None if text.strip().lower() == "none" else int(text)
 
 
+def _interpreters(text: str) -> tuple[tuple[str, str], ...]:
+    """``python3.12=/path/to/python`` items, comma-separated (a repeated flag is joined so)."""
+    pairs = []
+    for item in _names(text):
+        runtime, sep, path = item.partition("=")
+        if not sep or not runtime.strip() or not path.strip():
+            raise ValueError(item)
+        pairs.append((runtime.strip(), path.strip()))
+    return tuple(pairs)
+
+
 def _auth(text: str) -> str:
     if text not in AUTH_MODES:
         raise ValueError(text)
@@ -105,6 +117,8 @@ class Setting:
     help: str
     unset: str = "none"  # what a default of None means, for --help
     repeatable: bool = False  # the flag may be given several times; the values add up
+    on_off: bool = False  # the flag alone means on; its variable says on or off
+    metavar: str | None = None  # how --help names the value (default: the field's name)
     secret: bool = False  # never echo the value in an error message
 
     @property
@@ -176,6 +190,32 @@ SETTINGS = (
     ),
     Setting("--max-processes", "scheduler", "max_processes", int, "processes and threads per environment"),
     Setting(
+        "--runtime",
+        "scheduler",
+        "runtime_interpreters",
+        _interpreters,
+        "the interpreter a runtime runs on (python3.12=/usr/local/bin/python3.12), comma-separated or "
+        "repeated; other runtimes run on python3.N from PATH, else on the server's own",
+        repeatable=True,
+        metavar="RUNTIME=PYTHON",
+    ),
+    Setting(
+        "--strict-runtime",
+        "scheduler",
+        "strict_runtime",
+        _switch,
+        "refuse a function whose runtime no interpreter here matches, instead of running it on the server's",
+        on_off=True,
+    ),
+    Setting(
+        "--runtime-dir",
+        "scheduler",
+        "runtime_dir",
+        str,
+        "where msgspec (the worker's one dependency) is installed, once, for an interpreter without it",
+        unset="~/.cache/lambda-scheduler/runtimes",
+    ),
+    Setting(
         "--state-dir",
         "scheduler",
         "state_dir",
@@ -231,6 +271,15 @@ SETTINGS = (
         "also write each function's logs here, one file per environment: DIR/FUNCTION/YYYY/MM/DD/[$LATEST]ID",
     ),
     Setting("--metrics", "server", "metrics", _switch, "on|off: Prometheus metrics at GET /metrics"),
+    Setting(
+        "--watch",
+        "server",
+        "watch",
+        _switch,
+        "reload a template function when a file in its code folder or layers changes (its environments "
+        "are replaced, as UpdateFunctionCode replaces them), and the template's functions when it changes",
+        on_off=True,
+    ),
     Setting(
         "--header-timeout",
         "server",
@@ -330,14 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"values for the template's Parameters (default: their Default; env: {ENV_PREFIX}PARAMETER_OVERRIDES)",
     )
     for setting in SETTINGS:
-        run.add_argument(
-            setting.flag,
-            dest=setting.dest,
-            default=None,
-            action="append" if setting.repeatable else "store",
-            metavar=setting.dest.upper(),
-            help=f"{setting.help} (default: {_shown(setting.default(), setting.unset)}; env: {setting.env})",
-        )
+        _add_setting(run, setting, f"{setting.help} (default: {_shown(setting.default(), setting.unset)}; env: {setting.env})")
     call = commands.add_parser("invoke", help="invoke a function on a running server", description="Invoke a function.")
     call.add_argument("function", help="function name or ARN")
     call.add_argument("payload", nargs="?", default="{}", help="JSON event (default: {})")
@@ -369,7 +411,35 @@ def build_parser() -> argparse.ArgumentParser:
         "loop; report latency from each request's intended start, cold / warm starts, errors and throttles.",
     )
     load_cli.add_arguments(load)
+    runtimes = commands.add_parser(
+        "runtimes",
+        help="show the interpreter each Python runtime runs on, preparing it",
+        description="Show which interpreter each runtime (python3.N) runs on, installing msgspec for an interpreter "
+        "that lacks it (ahead of serve, so the server never needs the package index). Exits 1 if a runtime named "
+        "here has no interpreter of its own.",
+    )
+    runtimes.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="runtimes to check (default: all)")
+    for setting in SETTINGS:
+        if setting.field in _RUNTIME_FIELDS:
+            _add_setting(runtimes, setting, f"as for serve (env: {setting.env})")
     return parser
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting, text: str) -> None:
+    if setting.on_off:
+        parser.add_argument(setting.flag, dest=setting.dest, default=None, action="store_const", const="on", help=text)
+        return
+    parser.add_argument(
+        setting.flag,
+        dest=setting.dest,
+        default=None,
+        action="append" if setting.repeatable else "store",
+        metavar=setting.metavar or setting.dest.upper(),
+        help=text,
+    )
+
+
+_RUNTIME_FIELDS = ("runtime_interpreters", "runtime_dir")
 
 
 class UsageError(Exception):
@@ -446,13 +516,21 @@ def run_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         raise UsageError(problem)
     setup_logging(server_config.log_level)
+    path, parameters = template_path(args), parameter_overrides(args)
+
+    def load() -> Template:
+        return load_template(path, parameters=parameters, settings=scheduler_config)
+
     try:
-        template = load_template(template_path(args), parameters=parameter_overrides(args), settings=scheduler_config)
+        template = load()
     except TemplateError as exc:
         raise UsageError(f"template: {exc}") from None
     names = [f.name for f in template.functions]
     try:
-        uvloop.run(serve(template, scheduler_config, server_config, _ready(names)))
+        uvloop.run(serve(template, scheduler_config, server_config, _ready(names), load))
+    except RuntimeUnavailable as exc:  # --strict-runtime, and a runtime with no interpreter here
+        refused = ", ".join(f.name for f in template.functions if f.runtime == exc.runtime)
+        raise UsageError(f"template: function {refused}: {exc.message}") from None
     except OSError as exc:
         raise UsageError(f"cannot serve on {server_config.host}:{server_config.port}: {exc.strerror or exc}") from None
     except ConfigError as exc:
@@ -467,6 +545,21 @@ def _request(args: argparse.Namespace, method: str, url: str, body: bytes, heade
 
         headers = Signer(credential.access_key, credential.secret_key, args.region).sign(method, url, body, headers)
     return urllib.request.Request(url, data=body if method == "POST" else None, method=method, headers=headers)
+
+
+def run_runtimes(args: argparse.Namespace) -> int:
+    chosen = {}
+    for setting in SETTINGS:
+        if setting.field in _RUNTIME_FIELDS:
+            value = _value(setting, getattr(args, setting.dest))
+            if value is not dataclasses.MISSING:
+                chosen[setting.field] = value
+    try:
+        return runtimes_cli.report(SchedulerConfig(**chosen), args.runtimes)
+    except ConfigError as exc:
+        raise _usage(exc) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run_events(args: argparse.Namespace) -> int:
@@ -519,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
             return load_cli.run(args)
         if args.command == "events":
             return run_events(args)
+        if args.command == "runtimes":
+            return run_runtimes(args)
         return run_invoke(args)
     except (UsageError, load_cli.LoadUsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsupportedRuntime
 from .logconfig import LoggingConfig, TracingMode, checked_enum
 
 
@@ -53,6 +53,11 @@ KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names
 _NAME = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_FUNCTION_NAME}}}$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RUNTIME = re.compile(r"^python3\.\d{1,2}$")
+
+# The Python runtimes Lambda lets a function be created with today: python3.9 is deprecated
+# (no more patches) but creating one is still allowed, python3.14 is the newest. Any other
+# python3.N is refused with Lambda's text for a runtime it no longer accepts.
+SUPPORTED_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 
 # Variables Lambda sets itself and refuses in a function's configuration.
 RESERVED_ENV_KEYS = frozenset(
@@ -121,6 +126,8 @@ class FunctionConfig:
             raise ConfigError(
                 "runtime", f"must be a python3.N runtime (this scheduler runs Python), got {self.runtime!r}"
             )
+        if self.runtime not in SUPPORTED_RUNTIMES:
+            raise UnsupportedRuntime(self.runtime)
         _int_between("memory_mb", self.memory_mb, MIN_MEMORY_MB, MAX_MEMORY_MB)
         if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float):
             raise ConfigError("timeout_s", f"must be a number of seconds, got {self.timeout_s!r}")
@@ -210,6 +217,22 @@ def _paths(name: str, value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _interpreters(value: object) -> tuple[tuple[str, str], ...]:
+    """``runtime_interpreters`` as sorted (runtime, absolute path) pairs; a mapping is accepted."""
+    items = value.items() if isinstance(value, Mapping) else value
+    if isinstance(items, str) or not isinstance(items, Iterable):
+        raise ConfigError("runtime_interpreters", f"must be (runtime, path) pairs, got {value!r}")
+    out: dict[str, str] = {}
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2 and all(isinstance(v, str) and v for v in item)):
+            raise ConfigError("runtime_interpreters", f"expected RUNTIME=PATH, got {item!r}")
+        runtime, path = item
+        if runtime not in SUPPORTED_RUNTIMES:
+            raise ConfigError("runtime_interpreters", f"{runtime} is not one of {', '.join(SUPPORTED_RUNTIMES)}")
+        out[runtime] = os.path.abspath(path)
+    return tuple(sorted(out.items()))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
     """Settings of the scheduler as a whole. Defaults are Lambda's where Lambda has one."""
@@ -236,7 +259,16 @@ class SchedulerConfig:
     preload: tuple[str, ...] = ()
     # Per-invocation log text kept in memory (the tail survives; older output is dropped).
     max_log_bytes: int = 1 << 20
+    # The server's own interpreter: its zygote is started with the scheduler, and it runs every
+    # function whose runtime it matches, or that no interpreter on this host matches.
     python: str = field(default_factory=lambda: sys.executable)
+    # Interpreters for runtimes, beyond what PATH offers (python3.N): ((runtime, path), ...).
+    runtime_interpreters: tuple[tuple[str, str], ...] = ()
+    # A function whose runtime no interpreter here matches is refused instead of run on `python`.
+    strict_runtime: bool = False
+    # Where the worker's own dependency (msgspec) is installed for an interpreter that lacks
+    # it, one folder per interpreter (default: the user's cache directory).
+    runtime_dir: str | None = None
     # Isolation: "auto" uses the strongest mechanism the host allows for each resource
     # (cgroups, a mount namespace, a dropped uid); "fallback" forces the unprivileged ones.
     isolation: Literal["auto", "fallback"] = "auto"
@@ -280,6 +312,9 @@ class SchedulerConfig:
             _int_between("sandbox_uid_base", self.sandbox_uid_base, 1, (1 << 31) - 1 - 100_000)
         for name in ("private_paths", "shared_paths"):
             object.__setattr__(self, name, _paths(name, getattr(self, name)))
+        object.__setattr__(self, "runtime_interpreters", _interpreters(self.runtime_interpreters))
+        if not isinstance(self.strict_runtime, bool):
+            raise ConfigError("strict_runtime", f"must be true or false, got {self.strict_runtime!r}")
         if not re.fullmatch(r"\d{12}", self.account_id):
             raise ConfigError("account_id", f"must be 12 digits, got {self.account_id!r}")
 
@@ -411,6 +446,9 @@ class ServerConfig:
     log_dir: str | os.PathLike[str] | None = None
     # GET /metrics and the observer that counts for it.
     metrics: bool = True
+    # serve --watch: a change in a template function's code folder or layers replaces its
+    # environments (watch.py); a changed template is applied function by function where it can.
+    watch: bool = False
     # Bounded input (README "Security"): a connection must send a complete request head this
     # soon after it opens (slowloris defence), and an upload body may not pause for longer;
     # an idle keep-alive connection is closed after keepalive_timeout_s (longer than clients
@@ -451,8 +489,9 @@ class ServerConfig:
         _int_between("event_concurrency", self.event_concurrency, 1, 100_000)
         if self.log_level not in LOG_LEVELS:
             raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
-        if not isinstance(self.metrics, bool):
-            raise ConfigError("metrics", f"must be true or false, got {self.metrics!r}")
+        for name in ("metrics", "watch"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("header_timeout_s", "keepalive_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400:

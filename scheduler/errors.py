@@ -48,10 +48,31 @@ class ConfigError(SchedulerError, ValueError):
         return {"Type": self.kind, "message": self.api_message or self.message}
 
 
+class UnsupportedRuntime(ConfigError):
+    """A python3.N that Lambda does not accept (any more); the message is Lambda's own."""
+
+    def __init__(self, runtime: str) -> None:
+        SchedulerError.__init__(
+            self,
+            f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
+            "functions. We recommend you use a supported runtime while creating or updating functions.",
+        )
+        self.field = "runtime"
+        self.api_message = None  # the message is Lambda's API text already
+
+
 class InvalidParameterValue(SchedulerError, ValueError):
     code = "InvalidParameterValueException"
     status = 400
     kind = "User"
+
+
+class RuntimeUnavailable(InvalidParameterValue):
+    """strict_runtime, and no interpreter here runs the function's runtime (engine/runtimes.py)."""
+
+    def __init__(self, runtime: str, message: str) -> None:
+        super().__init__(message)
+        self.runtime = runtime
 
 
 class RequestTooLarge(SchedulerError, ValueError):

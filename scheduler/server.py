@@ -2,6 +2,7 @@
 
     cli.py ─► load_template ─► serve(): Scheduler + init_app ─► aiohttp site on host:port
                                   prints the URL when ready; SIGTERM / SIGINT ─► graceful stop
+                                  --watch: watch.py reloads a function whose code changed
 
 A stop closes the listening socket, stops the event dispatcher taking events, gives in-flight
 invocations one drain budget, then ends the rest (the Scheduler shuts every environment down and
@@ -23,10 +24,11 @@ from aiohttp import web
 
 from . import connections
 from .api import init_app
-from .api.keys import DISPATCHER, STATE
+from .api.keys import CATALOG, DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
 from .engine.scheduler import Scheduler
 from .template import Template
+from .watch import CodeWatcher
 
 log = logging.getLogger("lambda_scheduler.server")
 
@@ -104,13 +106,17 @@ async def serve(
     scheduler_config: SchedulerConfig,
     server_config: ServerConfig,
     ready: Callable[[str], None],
+    load: Callable[[], Template] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``ready(url)`` is called once requests are accepted.
 
     One drain budget: on the first signal the listener closes, no Event is accepted, and the
     invocations in flight get ``drain_timeout_s`` in all; those still running are then ended
     (their clients get a 503 ServiceException) and every environment is shut down. Queued
-    events stay in the store. A second signal exits at once."""
+    events stay in the store. A second signal exits at once.
+
+    With ``server_config.watch``, code changes reload functions (watch.py) and ``load`` reads
+    the template again when it changes (None: a change is only reported)."""
     data_dir = data_dir_for(template, server_config)
     server_config = server_config.replace(data_dir=data_dir)
     scheduler = Scheduler(
@@ -127,8 +133,14 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = None
+    if server_config.watch:
+        written = [p for p in (data_dir, server_config.log_dir, server_config.code_store_dir) if p is not None]
+        watcher = CodeWatcher(scheduler, template, load=load, exclude=written, reloaded=_new_code(app, scheduler))
     try:
         await start_site(runner, server_config)
+        if watcher is not None:
+            watcher.start()
         ready(url_of(runner, server_config.host))
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,10 +152,26 @@ async def serve(
         await app[DISPATCHER].halt()
         await scheduler.stop(drain_timeout=scheduler_config.drain_timeout_s)
     finally:
+        if watcher is not None:
+            watcher.close()
         await runner.cleanup()
         await scheduler.stop(drain_timeout=0)  # in case setup failed before the application owned it
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _new_code(app: web.Application, scheduler: Scheduler) -> Callable[[str], None]:
+    """What a reload by --watch changes in what the API reports, as UpdateFunctionCode would:
+    CodeSha256 and CodeSize (hashed again when next asked), RevisionId, LastModified."""
+
+    def changed(name: str) -> None:
+        status = scheduler.functions.get(name)
+        if status is not None:
+            record = app[CATALOG].record(status)
+            record.code = None
+            record.touch()
+
+    return changed
 
 
 def _exit_now(sig: int) -> None:

@@ -180,6 +180,7 @@ async def _create_function(request: web.Request) -> web.Response:
         raise InvalidParameterValue(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages."
         )
+    await scheduler.prepare_runtime(changes["runtime"])  # finds its interpreter off the loop
     code = params.mapping(body, "Code")
     if code is None:
         raise constraint_violation(None, "code", "Member must not be null")
@@ -270,6 +271,8 @@ async def update_function_configuration(request: web.Request) -> web.Response:
     changes = config_changes(body, fn.config)
     dead_letter = _dead_letter(body)
     role = _role(body)
+    if "runtime" in changes:
+        await request.app[SCHEDULER].prepare_runtime(changes["runtime"])
     if changes:
         request.app[SCHEDULER].update_function(fn.config.replace(**changes))
     _set_dead_letter(request, fn.name, dead_letter)

@@ -77,10 +77,22 @@ class PoolContext:
 
 
 class Pool:
-    def __init__(self, ctx: PoolContext, config: FunctionConfig, version: str = "$LATEST") -> None:
+    def __init__(
+        self,
+        ctx: PoolContext,
+        config: FunctionConfig,
+        version: str = "$LATEST",
+        zygote: ZygoteClient | None = None,
+        base_path: list[str] | None = None,
+    ) -> None:
+        """``version``: "$LATEST" or a published version's number (its own environments).
+        ``zygote``: the one of the interpreter the function's runtime runs on, whose import
+        path is ``base_path`` (default: the server's own, ``ctx``'s)."""
         self.ctx = ctx
         self.config = config
-        self.version = version  # "$LATEST" or a published version's number: its own environments
+        self.version = version
+        self.zygote = zygote or ctx.zygote
+        self.base_path = base_path if base_path is not None else ctx.base_path
         self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
         self.provisioned_idle: deque[Environment] = deque()
         self.environments: set[Environment] = set()
@@ -228,13 +240,13 @@ class Pool:
     # --- starting environments ------------------------------------------------------------
 
     async def start_environment(self, provisioned: bool, sink: LogBuffer, timeout: float) -> tuple[Environment, StartOutcome]:
-        zygote = self.ctx.zygote
+        zygote = self.zygote
         if not zygote.alive:
             await zygote.ensure_running()
         await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
         env = Environment(self, provisioned, logs.log_stream_name(self.version))
         self.environments.add(env)
-        resources = self.ctx.isolation.allocate(self.config, self.ctx.base_path)
+        resources = self.ctx.isolation.allocate(self.config, self.base_path)
         env.resources = resources
         environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
         environ.update(resources.environ)

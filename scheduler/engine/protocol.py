@@ -20,7 +20,10 @@ SCM_RIGHTS): :class:`Spawn` → :class:`Spawned` (+ pidfd) | :class:`SpawnFailed
 
 from __future__ import annotations
 
-from typing import Any
+# Optional / Union, not X | Y: this module runs inside environments too, on the function's
+# runtime, and python3.9 evaluates neither the unions below nor msgspec's reading of the
+# annotations with "|".
+from typing import Any, Optional, Union
 
 import msgspec
 
@@ -40,10 +43,10 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True):
     payload: bytes
     deadline_ms: int  # epoch milliseconds, as Lambda's Lambda-Runtime-Deadline-Ms header
     invoked_arn: str
-    client_context: str | None = None  # JSON text, already base64-decoded
-    cognito_identity: str | None = None  # JSON text
-    trace_id: str | None = None
-    tenant_id: str | None = None
+    client_context: Optional[str] = None  # JSON text, already base64-decoded
+    cognito_identity: Optional[str] = None  # JSON text
+    trace_id: Optional[str] = None
+    tenant_id: Optional[str] = None
 
 
 # --- environment -> scheduler -------------------------------------------------------------
@@ -80,7 +83,7 @@ class OutOfMemory(msgspec.Struct, tag="oom", array_like=True):
 
 
 ToEnvironment = Invoke
-FromEnvironment = Ready | InitFailed | Response | FunctionError | OutOfMemory
+FromEnvironment = Union[Ready, InitFailed, Response, FunctionError, OutOfMemory]
 
 
 # --- scheduler <-> zygote -----------------------------------------------------------------
@@ -132,7 +135,7 @@ class Exited(msgspec.Struct, tag="exited"):
 
 
 ToZygote = Spawn
-FromZygote = Hello | Spawned | SpawnFailed | Exited
+FromZygote = Union[Hello, Spawned, SpawnFailed, Exited]
 
 
 def frame(encoder: msgspec.msgpack.Encoder, msg: msgspec.Struct) -> bytearray:

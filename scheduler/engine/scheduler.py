@@ -3,9 +3,11 @@
     invoke(name, payload) ─► resolve function ─► Admission.admit (throttle → 429)
                           ─► Pool.invoke (warm first, else cold start) ─► InvocationResult
 
-One zygote serves every pool. A function is a :class:`FunctionState` that outlives its
-configurations: updating it swaps in a new pool and retires the old one, while the counters
-that limits depend on (in-flight invocations, the scaling allowance) carry over. Its published
+One zygote per interpreter serves the pools (zygotes.py): the server's own, and one for each
+other interpreter a function's runtime runs on (runtimes.py). A function is a
+:class:`FunctionState` that outlives its configurations: updating it swaps in a new pool and
+retires the old one, while the counters that limits depend on (in-flight invocations, the
+scaling allowance) carry over. Its published
 versions and aliases (versions.py) each run in pools of their own, under the same admission:
 reserved concurrency and the scaling rate are the function's, across its versions.
 """
@@ -24,7 +26,7 @@ from types import MappingProxyType
 from typing import Any, Self
 
 from .. import arn
-from ..config import FunctionConfig, SchedulerConfig
+from ..config import SUPPORTED_RUNTIMES, FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from . import tracing
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
@@ -35,11 +37,13 @@ from .keepalive import KeepAlivePolicy, make_policy
 from .observer import Observer, Observers
 from .pool import Pool, PoolContext
 from .protocol import MAX_PAYLOAD
+from .runtimes import Match, Runtimes
 from .status import FunctionStatus
 from .stops import StopReason
 from .version_ops import VersionOperations
 from .versions import LATEST, PublishedVersion, QualifierKind, Versions
 from .zygote import ZygoteClient
+from .zygotes import Zygotes
 
 log = logging.getLogger("lambda_scheduler")
 
@@ -147,7 +151,9 @@ class Scheduler(VersionOperations):
         # configuration; ``keep_alive_policy`` replaces the configured one (tests, experiments).
         self.keep_alive = keep_alive_policy or make_policy(self.settings.keep_alive, self.settings.idle_ttl_s)
         self.admission = Admission(self.settings)
-        self.zygote = ZygoteClient(self.settings.python, self.settings.preload)
+        self.zygote = ZygoteClient(self.settings.python, self.settings.preload)  # the server's interpreter
+        self.zygotes = Zygotes(self.zygote)
+        self.runtimes = Runtimes(self.settings)
         self.isolation = Isolation(self.settings)
         self._initial = list(functions)
         # Draws for weighted aliases; a seeded one makes a test's split reproducible.
@@ -182,6 +188,8 @@ class Scheduler(VersionOperations):
             return
         await self.isolation.start()
         try:
+            # Probing interpreters (and perhaps a pip install) blocks: not on the loop.
+            await asyncio.to_thread(lambda: {c.runtime: self.runtimes.choose(c.runtime) for c in self._initial})
             await self.zygote.start()
         except BaseException:
             await self.isolation.stop()
@@ -229,7 +237,7 @@ class Scheduler(VersionOperations):
         grace = self.settings.shutdown_timeout_s
         await asyncio.gather(*(env.shutdown(grace) for env in envs), return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.zygote.stop()
+        await self.zygotes.stop()
         await self.isolation.stop()
         self._running = False
 
@@ -294,6 +302,11 @@ class Scheduler(VersionOperations):
         """The handles of a function's current environments (for tests and diagnostics)."""
         return tuple(self.get_function(name).pool.environments)
 
+    @property
+    def retired_pool_count(self) -> int:
+        """Configurations replaced or removed whose environments are still draining."""
+        return len(self._retired_pools)
+
     def get_function(self, name: str) -> FunctionState:
         fn = self._functions.get(name)
         if fn is None:
@@ -310,11 +323,33 @@ class Scheduler(VersionOperations):
         if config.name in self._functions:
             raise ResourceConflict(f"Function already exist: {config.name}")
         bucket = ScalingBucket(self.settings.scale_limit, self.settings.scale_window_s)
-        fn = FunctionState(config, Pool(ctx, config), FunctionAdmission(bucket), self.settings.function_arn(config.name))
+        pool = self._pool(ctx, config)
+        fn = FunctionState(config, pool, FunctionAdmission(bucket), self.settings.function_arn(config.name))
         self.admission.set_reserved(fn.admission, config.reserved_concurrency)
         self._functions[config.name] = fn
         self.isolation.set_function(config.name, config)
         return fn.pool.ensure_provisioned()
+
+    async def prepare_runtime(self, runtime: str) -> None:
+        """Choose the interpreter of ``runtime`` off the loop (it may start interpreters and
+        run pip), so that adding or updating a function with it then never blocks. A runtime
+        Lambda does not accept is left for FunctionConfig to refuse."""
+        if runtime in SUPPORTED_RUNTIMES:
+            await asyncio.to_thread(self.runtimes.choose, runtime)
+
+    def _pool(self, ctx: PoolContext, config: FunctionConfig, announce: bool = True, version: str = "$LATEST") -> Pool:
+        """A pool for ``config``, on the zygote of the interpreter its runtime runs on. Raises
+        RuntimeUnavailable for a runtime that cannot run here under strict_runtime; warns
+        (``announce``) of one that runs on a substitute."""
+        choice = self.runtimes.choose(config.runtime)  # chosen already, unless called from the Python API
+        if choice.match is Match.REFUSED:
+            raise choice.refusal()
+        if choice.match is Match.SUBSTITUTE and announce:
+            log.warning("function %s: %s", config.name, choice.warning())
+        zygote = self.zygotes.client(choice.interpreter)
+        if not zygote.alive:
+            self._background(self.zygotes.warm(zygote))
+        return Pool(ctx, config, version, zygote, list(choice.interpreter.paths))
 
     def add_function(self, config: FunctionConfig) -> None:
         """Add a function; its provisioned environments start in the background."""
@@ -328,16 +363,29 @@ class Scheduler(VersionOperations):
         old = fn.config
         self.admission.check_reserved(fn.admission, config.reserved_concurrency)
         changed = {f for f in old.__dataclass_fields__ if getattr(old, f) != getattr(config, f)}
+        pool = self._pool(ctx, config, "runtime" in changed) if changed - _LIMIT_FIELDS else None  # may refuse it
         self.admission.set_reserved(fn.admission, config.reserved_concurrency)
         fn.config = config
         self.isolation.set_function(config.name, config)
-        if changed - _LIMIT_FIELDS:
-            old_pool, fn.pool = fn.pool, Pool(ctx, config)
-            old_pool.retire_all()
-            self._retired_pools.add(old_pool)
+        if pool is not None:
+            self._replace_pool(fn, pool)
         else:
             fn.pool.config = config
             fn.pool.provisioned_target = config.provisioned_concurrency
+        fn.pool.ensure_provisioned()
+
+    def _replace_pool(self, fn: FunctionState, pool: Pool) -> None:
+        old_pool, fn.pool = fn.pool, pool
+        old_pool.retire_all()
+        self._retired_pools.add(old_pool)
+
+    def reload_code(self, name: str) -> None:
+        """The function's code or layers changed on disk (``serve --watch``): as an
+        UpdateFunctionCode does, new invocations get new environments (which import the new
+        code), idle ones shut down now and busy ones once their invocation ends."""
+        ctx = self._require_running()
+        fn = self.get_function(name)
+        self._replace_pool(fn, self._pool(ctx, fn.config, announce=False))
         fn.pool.ensure_provisioned()
 
     def remove_function(self, name: str) -> None:

@@ -1,7 +1,7 @@
 """The Scheduler's operations on published versions, aliases and per-qualifier provisioned
 concurrency: :class:`VersionOperations`, a base class of :class:`~.scheduler.Scheduler`.
 
-    publish_version ─► a frozen FunctionConfig and a Pool of its own (Pool(ctx, config, "3"))
+    publish_version ─► a frozen FunctionConfig and a Pool of its own, on its runtime's zygote
     put_alias / delete_alias ─► versions.Versions (Lambda's rules) ─► provisioned targets re-applied
     set_provisioned_concurrency(name, n, qualifier) ─► the pools of the version(s) it lands on
 
@@ -42,6 +42,10 @@ class VersionOperations:
         def update_function(self, config: FunctionConfig) -> None: ...
 
         def _require_running(self) -> PoolContext: ...
+
+        def _pool(
+            self, ctx: PoolContext, config: FunctionConfig, announce: bool = True, version: str = "$LATEST"
+        ) -> Pool: ...
 
     def set_provisioned_concurrency(self, name: str, value: int, qualifier: str | None = None) -> None:
         """Provisioned concurrency of ``$LATEST`` (no qualifier: the template's and the Python
@@ -96,7 +100,11 @@ class VersionOperations:
             snapshot = snapshot.replace(description=description)
         number = fn.versions.take_number()
         published = PublishedVersion(
-            number, snapshot, Pool(ctx, snapshot, number), self.settings.function_arn(name, number), fingerprint
+            number,
+            snapshot,
+            self._pool(ctx, snapshot, announce=False, version=number),
+            self.settings.function_arn(name, number),
+            fingerprint,
         )
         fn.versions.versions[number] = published
         self.isolation.set_function(f"{name}:{number}", snapshot)

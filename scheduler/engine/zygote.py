@@ -36,9 +36,15 @@ class SpawnWatcher(Protocol):
 
 
 class ZygoteClient:
-    def __init__(self, python: str = sys.executable, preload: tuple[str, ...] = ()) -> None:
-        self._python = python
+    def __init__(
+        self, python: str = sys.executable, preload: tuple[str, ...] = (), path: tuple[str, ...] | None = None
+    ) -> None:
+        """``path``: what the zygote imports the worker from, first on its import path
+        (default: the folder holding this package; another interpreter's: runtimes.py)."""
+        self.python = python
         self._preload = preload
+        self._own_path = path is None  # the server's own import path, as the server has it
+        self._path = (_PACKAGE_PARENT,) if path is None else path
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(FromZygote)
         self._sock: socket.socket | None = None
@@ -60,16 +66,20 @@ class ZygoteClient:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*self._path, env.get("PYTHONPATH")]))
         with theirs:
             self._proc = subprocess.Popen(  # noqa: ASYNC220 - once per scheduler; fork+exec returns at once
                 # --owner names this process in the command line, which every environment
                 # inherits: a process listing tells whose environments are whose.
-                [self._python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
+                [self.python, "-m", "scheduler.worker.zygote", str(theirs.fileno()), f"--owner={os.getpid()}", *self._preload],
                 pass_fds=[theirs.fileno()],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                # `-m` puts the working directory first on the import path, before PYTHONPATH:
+                # another interpreter's zygote starts in / so that only self._path can give it
+                # the package. The server's own keeps the directory, where --preload may look.
+                cwd=None if self._own_path else "/",
             )
         ours.setblocking(False)
         self._sock = ours
@@ -191,7 +201,8 @@ class ZygoteClient:
         if self._sock is not None:
             return
         if self._restart is None or self._restart.done():
-            log.warning("the zygote is gone; starting a new one")
+            if self.pid:  # it ran before (a first start is no news)
+                log.warning("the zygote is gone; starting a new one")
             self._restart = asyncio.ensure_future(self.start())
         await asyncio.shield(self._restart)
 

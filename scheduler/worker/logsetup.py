@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from . import faults
@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         level = min(50, max(0, record.levelno)) // 10 * 10
         exc_info = record.exc_info
-        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        when = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # noqa: UP017 - runs on 3.9
         out: dict[str, Any] = {
             "timestamp": when,
             "level": logging.getLevelName(level),
@@ -139,7 +139,8 @@ def install() -> None:
     root.addHandler(handler)
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
     level = "DEBUG" if level == "TRACE" else level
-    if level in logging.getLevelNamesMapping():
+    # getLevelName, not 3.11's getLevelNamesMapping: this runs on the function's runtime (3.9+).
+    if level and isinstance(logging.getLevelName(level), int):
         root.setLevel(level)
 
 

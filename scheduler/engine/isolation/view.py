@@ -82,7 +82,8 @@ class Layout:
 
 def interpreter_paths() -> list[str]:
     """What the running interpreter itself needs: its prefixes (stdlib, lib-dynload, a
-    shared libpython) and its executable, for a handler that starts another Python."""
+    shared libpython) and its executable, for a handler that starts another Python. Planned in
+    the zygote, so these are the function's runtime's (engine/runtimes.py), whichever that is."""
     return [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.realpath(sys.executable)]
 
 

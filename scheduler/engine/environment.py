@@ -13,8 +13,9 @@ Leaving service is reported to the owner as one :class:`EnvEvent` (→ STOPPING,
 carrying the :class:`~scheduler.engine.stops.StopReason` set by whoever ended it first.
 What remains here is the state machine and the one call in flight (its waiter and deadline).
 The pipes and their reading are :mod:`.channel`'s, the pid, signals and exit :mod:`.process`'s.
-Nothing polls: frames and output arrive through event-loop readers, the deadline is a loop
-timer that SIGKILLs the process, and the exit status arrives from the zygote, which reaps it.
+Nothing polls: frames and output arrive through event-loop readers, the deadline is the
+scheduler's one deadline timer (:mod:`.deadlines`) that SIGKILLs the process, and the exit
+status arrives from the zygote, which reaps it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import msgspec
 from ..errors import SpawnError
 from . import protocol
 from .channel import DRAIN_READS, Channel
+from .deadlines import Deadlines
 from .logs import LogBuffer, describe_exit
 from .process import Process
 from .protocol import FunctionError, InitFailed, OutOfMemory, Ready, Response, Spawn
@@ -117,7 +119,8 @@ class Environment:
         "_process",
         "_request_id",
         "_sink",
-        "_timer",
+        "_armed",
+        "_deadlines",
         "_waiter",
         "created_at",
         "idle_until",
@@ -133,7 +136,7 @@ class Environment:
         "stop_reason",
     )
 
-    def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str) -> None:
+    def __init__(self, owner: EnvironmentOwner, provisioned: bool, log_stream: str, deadlines: Deadlines) -> None:
         self.owner = owner
         self.provisioned = provisioned
         self.log_stream = log_stream
@@ -150,7 +153,8 @@ class Environment:
         self._process = Process()
         self._channel = Channel(self._loop, self)
         self._waiter: asyncio.Future[StartOutcome] | asyncio.Future[RunOutcome] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines  # the scheduler's one timer for every pending deadline
+        self._armed = False  # a deadline of ours is watched
         self._request_id = ""
         self._sink: LogBuffer | None = None
         self._exited: asyncio.Future[int] = self._loop.create_future()
@@ -226,7 +230,7 @@ class Environment:
     def on_spawned(self, pid: int, pidfd: int) -> None:
         """From the zygote: forked."""
         self._process.spawned(pid, pidfd)
-        if self.state is EnvState.STARTING and self._timer is not None:
+        if self.state is EnvState.STARTING and self._armed:
             self._cancel_timer()
             self._arm(time.perf_counter() + self._init_limit)
         if self.resources is not None:
@@ -309,16 +313,17 @@ class Environment:
 
     def _arm(self, deadline: float) -> None:
         self._deadline = deadline
-        self._timer = self._loop.call_later(deadline - time.perf_counter(), self._on_deadline)
+        self._armed = True
+        self._deadlines.watch(self, deadline)
 
-    def _on_deadline(self) -> None:
-        # The loop's timers run on its cached, millisecond clock and can fire a little early
-        # by the real one: never end an invocation before its deadline.
-        early = self._deadline - time.perf_counter()
-        if early > 0:
-            self._timer = self._loop.call_later(early, self._on_deadline)
-            return
-        self._timer = None
+    @property
+    def deadline(self) -> float:
+        """The perf_counter time the pending Init or invocation is killed at."""
+        return self._deadline
+
+    def expire(self) -> None:
+        """From the deadline watch: the pending Init or invocation ran out of time."""
+        self._armed = False
         self.kill(StopReason.INIT_TIMEOUT if self.state is EnvState.STARTING else StopReason.TIMEOUT)
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -326,9 +331,9 @@ class Environment:
             waiter.set_result(TIMED_OUT)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._armed:
+            self._armed = False
+            self._deadlines.unwatch(self)
 
     def kill(self, reason: StopReason, detail: str = "") -> None:
         """SIGKILL the environment. Its pending call, if any, resolves when the exit arrives."""

@@ -16,6 +16,7 @@ down when their invocation ends.
 from __future__ import annotations
 
 import asyncio
+import math
 import logging
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import FunctionConfig, SchedulerConfig
 from . import envvars, logs
+from .deadlines import Deadlines
 from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState, StartOutcome
 from .idle import KeepAlive
 from .invocation import Invocation, InvocationResult
@@ -66,6 +68,7 @@ class PoolContext:
         observer: Observer,
         isolation: Isolation,
         policy: KeepAlivePolicy,
+        deadlines: Deadlines,
     ) -> None:
         self.zygote = zygote
         self.settings = settings
@@ -73,6 +76,7 @@ class PoolContext:
         self.observer = observer
         self.isolation = isolation
         self.policy = policy  # one for the whole scheduler: it keeps per-function history
+        self.deadlines = deadlines  # one timer for every environment's pending deadline
         self.base_path = interpreter_path()
 
 
@@ -108,7 +112,6 @@ class Pool:
         self._drained: asyncio.Future[None] = self._loop.create_future()
         self._settled: asyncio.Future[None] = self._loop.create_future()  # nothing provisioned in Init
         self._settled.set_result(None)
-        self._to_freeze: deque[tuple[Environment, float]] = deque()  # (environment, parked at)
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._base_env = envvars.base_environment(config, ctx.settings, version)
         self.platform = PlatformLog(config, ctx.settings.region)  # its invocations' platform records
@@ -213,29 +216,38 @@ class Pool:
     # --- freezing idle environments -------------------------------------------------------
 
     def _park(self, env: Environment) -> None:
-        """Idle now; frozen now, or after the freeze delay if it is not reused by then. A
-        signal to stop and another to continue cost a cross-CPU wakeup each: an environment
-        reused within the delay (any busy one) is never stopped at all."""
+        """Idle now; frozen now, or once it has stayed idle for the freeze delay. A signal to
+        stop and another to continue cost a cross-CPU wakeup each: an environment reused
+        within the delay (any busy one) is never stopped at all."""
         settings = self.ctx.settings
         if not settings.freeze_idle or settings.freeze_delay_s <= 0:
             env.park(settings.freeze_idle)
             return
         env.park(False)
-        self._to_freeze.append((env, env.last_used))
         if self._freeze_timer is None:
             self._freeze_timer = self._loop.call_later(settings.freeze_delay_s, self._freeze_due)
 
     def _freeze_due(self) -> None:
+        """The freeze sweep: idle environments unused for the delay are stopped. It walks the
+        idle queues instead of recording each park, so an invocation adds nothing to it; while
+        any idle environment is left unfrozen it comes back, at most every quarter delay (the
+        loop clock ticks in milliseconds: a shorter wait could find nothing due and spin)."""
         self._freeze_timer = None
-        due = self._loop.time() - self.ctx.settings.freeze_delay_s
-        queue = self._to_freeze
-        while queue and queue[0][1] <= due:
-            env, parked_at = queue.popleft()
-            if env.state is EnvState.IDLE and env.last_used == parked_at:  # not reused since
-                env.freeze()
-        if queue:
-            delay = queue[0][1] - due
-            self._freeze_timer = self._loop.call_later(delay, self._freeze_due)
+        delay = self.ctx.settings.freeze_delay_s
+        now = self._loop.time()
+        due = now - delay
+        earliest = math.inf
+        for queue in (self.idle, self.provisioned_idle):
+            for env in queue:
+                if env.state is not EnvState.IDLE:
+                    continue
+                if env.last_used <= due:
+                    env.freeze()
+                elif env.last_used < earliest:
+                    earliest = env.last_used
+        if earliest < math.inf:
+            wait = max(earliest + delay - now, delay / 4)
+            self._freeze_timer = self._loop.call_later(wait, self._freeze_due)
 
     # --- starting environments ------------------------------------------------------------
 
@@ -244,7 +256,7 @@ class Pool:
         if not zygote.alive:
             await zygote.ensure_running()
         await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
-        env = Environment(self, provisioned, logs.log_stream_name(self.version))
+        env = Environment(self, provisioned, logs.log_stream_name(self.version), self.ctx.deadlines)
         self.environments.add(env)
         resources = self.ctx.isolation.allocate(self.config, self.base_path)
         env.resources = resources
@@ -411,7 +423,6 @@ class Pool:
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()
             self._freeze_timer = None
-        self._to_freeze.clear()
         for queue in (self.idle, self.provisioned_idle):
             while queue:
                 self.retire(queue.popleft(), reason)

@@ -30,6 +30,7 @@ from ..config import SUPPORTED_RUNTIMES, FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from . import tracing
 from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
+from .deadlines import Deadlines
 from .environment import Environment, EnvState
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
@@ -194,8 +195,9 @@ class Scheduler(VersionOperations):
         except BaseException:
             await self.isolation.stop()
             raise
+        self._deadlines = Deadlines(asyncio.get_running_loop())
         self._ctx = PoolContext(
-            self.zygote, self.settings, self._background, self.observers, self.isolation, self.keep_alive
+            self.zygote, self.settings, self._background, self.observers, self.isolation, self.keep_alive, self._deadlines
         )
         self._running = True
         provisioning: list[asyncio.Task[None]] = []
@@ -239,6 +241,7 @@ class Scheduler(VersionOperations):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.zygotes.stop()
         await self.isolation.stop()
+        self._deadlines.close()
         self._running = False
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

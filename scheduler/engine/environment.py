@@ -111,16 +111,16 @@ class EnvironmentOwner(Protocol):
 
 class Environment:
     __slots__ = (
+        "_armed",
         "_channel",
         "_deadline",
+        "_deadlines",
         "_exited",
         "_init_limit",
         "_loop",
         "_process",
         "_request_id",
         "_sink",
-        "_armed",
-        "_deadlines",
         "_waiter",
         "created_at",
         "idle_until",

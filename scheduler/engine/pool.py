@@ -16,8 +16,8 @@ down when their invocation ends.
 from __future__ import annotations
 
 import asyncio
-import math
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine

@@ -93,14 +93,9 @@ class Channel:
         reads once per wakeup and reports a closed or garbled channel; a drain (``report``
         false) runs after the exit is known, which explains both better than the pipe can."""
         for _ in range(reads):
-            if self._out_r < 0:
+            data = _read_chunk(self._out_r)
+            if data is None:
                 return
-            try:
-                data = os.read(self._out_r, _READ_SIZE)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
             if not data:
                 if report:
                     self._stop_reading_frames()
@@ -119,14 +114,9 @@ class Channel:
     def read_output(self, reads: int) -> None:
         """Read up to ``reads`` chunks of the worker's output and hand them over."""
         for _ in range(reads):
-            if self._log_r < 0:
+            data = _read_chunk(self._log_r)
+            if data is None:
                 return
-            try:
-                data = os.read(self._log_r, _READ_SIZE)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
             if not data:
                 self._loop.remove_reader(self._log_r)
                 return
@@ -146,3 +136,16 @@ class Channel:
             if fd >= 0:
                 os.close(fd)
         self._in_w = self._out_r = self._log_r = -1
+
+
+def _read_chunk(fd: int) -> bytes | None:
+    """One read of a non-blocking pipe: None when there is nothing yet (or the fd is closed on
+    our side), b"" when the other end is closed or broken."""
+    if fd < 0:
+        return None
+    try:
+        return os.read(fd, _READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""

@@ -12,7 +12,9 @@ ZYGOTE_MARK = b"scheduler.worker.zygote"
 def zygote_family(owner: int | None = None) -> set[int]:
     """Every process forked from a zygote (the zygotes and all environments) — of the
     scheduler in process ``owner`` (default: this one), whose pid is in their command line."""
-    mark = ZYGOTE_MARK + f" --owner={owner or os.getpid()}".encode()
+    # argv is NUL-separated and the zygote's socket fd sits between the module and --owner,
+    # so the two are matched as separate arguments.
+    owner_arg = f"--owner={owner or os.getpid()}".encode()
     pids = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -24,7 +26,8 @@ def zygote_family(owner: int | None = None) -> set[int]:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except OSError:
             continue
-        if mark in cmdline.replace(b"\0", b" ") and state != b"Z":
+        args = cmdline.split(b"\0")
+        if ZYGOTE_MARK in args and owner_arg in args and state != b"Z":
             pids.add(int(entry))
     return pids
 

@@ -13,6 +13,7 @@ import pytest
 from scheduler.engine.environment import EnvEvent, Environment, EnvState
 from scheduler.engine.observer import Observer
 from scheduler.engine.pool import Pool
+from scheduler.engine.provisioned import Provisioned
 from scheduler.engine.stops import STOP_LABELS, STOP_RULES, PoolAction, StopReason, lifecycle_level, stop_line
 
 from .conftest import MakeScheduler, fn
@@ -95,7 +96,8 @@ async def test_the_pool_acts_on_each_reason(reason: StopReason, caplog: pytest.L
     pool.retired = False
     pool._drained = asyncio.get_running_loop().create_future()
     env: Any = _FakeEnv()
-    pool._allocated = {env}
+    pool.provisioned = Provisioned(pool, 1)
+    pool.provisioned._allocated = {env}
     pool.environments.add(env)
     pool.provisioned_idle.append(env)
     replaced: list[bool] = []
@@ -103,7 +105,7 @@ async def test_the_pool_acts_on_each_reason(reason: StopReason, caplog: pytest.L
     caplog.set_level(logging.WARNING, logger="lambda_scheduler.pool")
 
     pool.on_environment_event(EnvEvent(env, EnvState.IDLE, EnvState.STOPPING, reason))
-    assert not pool.provisioned_idle and pool.provisioned_alive == 0
+    assert not pool.provisioned_idle and pool.provisioned.alive == 0
     assert replaced == ([True] if EXPECTED[reason][0] is R else [])
     pool.on_environment_event(EnvEvent(env, EnvState.STOPPING, EnvState.DEAD, reason, "why"))
     assert not pool.environments

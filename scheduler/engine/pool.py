@@ -6,11 +6,12 @@ deque and age out); else a new environment, if the function's scaling allowance 
 How long an idle environment stays, and pre-warming, are the keep-alive's (idle.py), which
 asks the scheduler's keep-alive policy (keepalive.py).
 
-A cold start runs Init under the Init limit; if Init fails or times out, the environment is
-discarded and Init is retried once inside the invoke phase, under the function's timeout, in a
-fresh environment. A pool is bound to one configuration: when the
-function is updated the pool is retired, its idle environments shut down, and busy ones shut
-down when their invocation ends.
+Starting environments (the cold start and its Init retry, pre-warming) is the starter's
+(starter.py); how many provisioned environments there are, the provisioned controller's
+(provisioned.py). The pool keeps the environments, routes to them, parks, freezes and retires
+them, and takes their events. A pool is bound to one configuration: when the function is
+updated the pool is retired, its idle environments shut down, and busy ones shut down when
+their invocation ends.
 """
 
 from __future__ import annotations
@@ -24,18 +25,18 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import FunctionConfig, SchedulerConfig
-from . import envvars, logs
 from .deadlines import Deadlines
-from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState, StartOutcome
+from .environment import TIMED_OUT, Died, EnvEvent, Environment, EnvState
 from .idle import KeepAlive
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import interpreter_path
 from .keepalive import KeepAlivePolicy
-from .logs import LogBuffer
 from .observer import Observer
 from .platform_log import PlatformLog
-from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
-from .status import Kind, ProvisionedStatus, provisioned_state
+from .protocol import FunctionError, Response
+from .provisioned import Provisioned
+from .starter import OOM, Starter
+from .status import Kind, ProvisionedStatus
 from .stops import STOP_RULES, PoolAction, StopReason, stop_line
 
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lambda_scheduler.pool")
 
-_INIT_EXIT_ERROR = "Runtime.ExitError"
-_OOM = "Runtime.OutOfMemory"
-_PROVISION_BACKOFF_MAX_S = 60.0
 _PARKED = (EnvState.IDLE, EnvState.FROZEN)
 
 
@@ -100,22 +98,14 @@ class Pool:
         self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
         self.provisioned_idle: deque[Environment] = deque()
         self.environments: set[Environment] = set()
-        self.provisioned_target = config.provisioned_concurrency
-        self.provisioning = 0  # provisioned environments still in Init
-        self._allocated: set[Environment] = set()  # provisioned, initialised, not yet stopping
         self.retired = False
         self.retire_reason = StopReason.CONFIG_CHANGE
-        # The last failed Init of a provisioned environment, until one succeeds (the API
-        # reports it as Status FAILED with this StatusReason).
-        self.provision_error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._drained: asyncio.Future[None] = self._loop.create_future()
-        self._settled: asyncio.Future[None] = self._loop.create_future()  # nothing provisioned in Init
-        self._settled.set_result(None)
         self._freeze_timer: asyncio.TimerHandle | None = None
-        self._base_env = envvars.base_environment(config, ctx.settings, version)
         self.platform = PlatformLog(config, ctx.settings.region)  # its invocations' platform records
-        self._sys_path = envvars.code_path(config)
+        self.starter = Starter(self)
+        self.provisioned = Provisioned(self, config.provisioned_concurrency)
         self._invoked = ctx.policy.invoked  # bound once: the hot path makes just the call
         self.keep_alive = KeepAlive(
             config.name,
@@ -125,7 +115,7 @@ class Pool:
             ctx.settings.max_lifetime_s,
             park=self._park,
             retire=self.retire,
-            prewarm=self._prewarm,
+            prewarm=self.starter.prewarm,
         )
 
     # --- routing --------------------------------------------------------------------------
@@ -147,17 +137,17 @@ class Pool:
         env = self.take_idle(inv)
         if env is not None:
             inv.log_start()
-            return await self._run(env, inv, self._invoke_deadline())
+            return await self._run(env, inv, self.invoke_deadline())
         if not allowance.take():
             return None
         inv.start = "cold"
-        started = await self._cold_start(inv)
+        started = await self.starter.cold_start(inv)
         if isinstance(started, InvocationResult):
             return started
         env, deadline = started
         return await self._run(env, inv, deadline)
 
-    def _invoke_deadline(self) -> float:
+    def invoke_deadline(self) -> float:
         """The deadline of an invocation whose invoke phase starts now (perf_counter time)."""
         return time.perf_counter() + self.config.timeout_s
 
@@ -186,7 +176,7 @@ class Pool:
         else:
             assert isinstance(outcome, Died)
             result = inv.finish_exit(
-                outcome.status, (time.perf_counter() - began) * 1000, env.max_rss_kb, _OOM if env.oom else None
+                outcome.status, (time.perf_counter() - began) * 1000, env.max_rss_kb, OOM if env.oom else None
             )
         return result
 
@@ -200,7 +190,7 @@ class Pool:
         if self.keep_alive.expired(env, self._loop.time()):
             self.retire(env, StopReason.LIFETIME)
             return
-        if env.provisioned and self._surplus():
+        if env.provisioned and self.provisioned.surplus():
             self.retire(env, StopReason.PROVISIONED_LOWERED)
             return
         resources = env.resources
@@ -208,10 +198,17 @@ class Pool:
             self.retire(env, StopReason.TMP_OVER_QUOTA)
             return
         if env.provisioned:
-            self._park(env)
-            self.provisioned_idle.append(env)
+            self.park_provisioned(env)
         else:
             self.keep_alive.settle(env)
+
+    def park_provisioned(self, env: Environment) -> None:
+        self._park(env)
+        self.provisioned_idle.append(env)
+
+    def ensure_provisioned(self) -> list[asyncio.Task[None]]:
+        """Start or retire provisioned environments until exactly the target are live."""
+        return self.provisioned.ensure()
 
     # --- freezing idle environments -------------------------------------------------------
 
@@ -248,156 +245,6 @@ class Pool:
         if earliest < math.inf:
             wait = max(earliest + delay - now, delay / 4)
             self._freeze_timer = self._loop.call_later(wait, self._freeze_due)
-
-    # --- starting environments ------------------------------------------------------------
-
-    async def start_environment(self, provisioned: bool, sink: LogBuffer, timeout: float) -> tuple[Environment, StartOutcome]:
-        zygote = self.zygote
-        if not zygote.alive:
-            await zygote.ensure_running()
-        await self.ctx.isolation.prepare(self.config)  # the function's uid, leased host-wide once
-        env = Environment(self, provisioned, logs.log_stream_name(self.version), self.ctx.deadlines)
-        self.environments.add(env)
-        resources = self.ctx.isolation.allocate(self.config, self.base_path)
-        env.resources = resources
-        environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
-        environ.update(resources.environ)
-        request = Spawn(0, self.config.handler, str(self.config.task_root), self._sys_path, environ, resources.spec)
-        began = time.perf_counter()
-        outcome = await env.start(zygote, request, sink, timeout)
-        ok = type(outcome) is Ready
-        if ok:
-            resources.on_ready()
-        else:
-            env.kill(StopReason.INIT_ERROR if type(outcome) is InitFailed else StopReason.INIT_FAILED)
-        self.ctx.observer.environment_started(self.config.name, env, ok, time.perf_counter() - began)
-        return env, outcome
-
-    async def _cold_start(self, inv: Invocation) -> tuple[Environment, float] | InvocationResult:
-        """Start an environment for ``inv``: (environment, invoke deadline), or the result of
-        an Init that failed twice."""
-        init_log = LogBuffer(self.ctx.settings.max_log_bytes)
-        if self.platform.is_json:
-            inv.parts.append(self.platform.init_start())
-        inv.parts.append(init_log)
-        began = time.perf_counter()
-        env, outcome = await self.start_environment(False, init_log, self.ctx.settings.init_timeout_s)
-        init_ms = (time.perf_counter() - began) * 1000
-        if type(outcome) is Ready:
-            inv.init_ms = init_ms
-            inv.log_start()
-            return env, self._invoke_deadline()
-        inv.parts.append(self._init_report(init_ms, "init", outcome))
-        # Lambda retries a failed Init inside the invoke phase, under the function timeout.
-        inv.init_ms = None
-        inv.log_start()
-        deadline = self._invoke_deadline()
-        began = time.perf_counter()
-        env, outcome = await self.start_environment(False, inv.output, self.config.timeout_s)
-        if type(outcome) is Ready:
-            return env, deadline
-        inv.log_stream = env.log_stream
-        elapsed_ms = (time.perf_counter() - began) * 1000
-        inv.log_text(self._init_report(elapsed_ms, "invoke", outcome))
-        if outcome is TIMED_OUT:
-            return inv.finish_timeout(elapsed_ms, env.max_rss_kb)
-        if type(outcome) is InitFailed:
-            return inv.finish_init_error(outcome.error_type, outcome.payload, elapsed_ms, env.max_rss_kb)
-        assert isinstance(outcome, Died)
-        return inv.finish_exit(outcome.status, elapsed_ms, env.max_rss_kb, _OOM if env.oom else None)
-
-    async def _start_ahead(self, provisioned: bool, timeout: float) -> tuple[Environment, StartOutcome, LogBuffer]:
-        """Start an environment ahead of demand (provisioned, or pre-warmed by the keep-alive
-        policy): Init runs outside any invocation, so its output goes to the environment's own
-        log, and its first invocation is not a cold start (no Init Duration in its REPORT)."""
-        sink = LogBuffer(self.ctx.settings.max_log_bytes)
-        env, outcome = await self.start_environment(provisioned, sink, timeout)
-        if type(outcome) is Ready and len(sink):
-            self.ctx.observer.environment_output(self.config.name, env, sink.text().encode())
-        return env, outcome, sink
-
-    def _prewarm(self, keep_alive_s: float) -> None:
-        """The keep-alive's pre-warm timer fired: start an on-demand environment now. It takes
-        no scaling token: it replaces the one the policy retired, and no invocation waits."""
-        if not self.retired:
-            self.ctx.background(self._prewarm_one(keep_alive_s))
-
-    async def _prewarm_one(self, keep_alive_s: float) -> None:
-        env, outcome, sink = await self._start_ahead(False, self.ctx.settings.init_timeout_s)
-        if type(outcome) is not Ready:
-            # No retry: the next invocation starts cold, and reports the failure if it recurs.
-            log.info("pre-warmed environment of %s failed Init (%s)\n%s", self.config.name, _describe(outcome), sink.text())
-            return
-        if self.retired:
-            self.retire(env, self.retire_reason)
-            return
-        self.keep_alive.warmed(env, keep_alive_s)
-
-    # --- provisioned concurrency ----------------------------------------------------------
-
-    @property
-    def provisioned_alive(self) -> int:
-        """Provisioned environments initialised and not yet stopping (Lambda's allocated)."""
-        return len(self._allocated)
-
-    def provisioned_live(self) -> int:
-        return self.provisioning + len(self._allocated)
-
-    def ensure_provisioned(self) -> list[asyncio.Task[None]]:
-        """Start or retire provisioned environments until exactly the target are live."""
-        if self.retired:
-            return []
-        tasks = []
-        for _ in range(self.provisioned_target - self.provisioned_live()):
-            self._count_provisioning(+1)
-            tasks.append(self.ctx.background(self._provision_one()))
-        while self.provisioned_live() > self.provisioned_target and self.provisioned_idle:
-            self.retire(self.provisioned_idle.popleft(), StopReason.PROVISIONED_LOWERED)
-        return tasks
-
-    async def _provision_one(self) -> None:
-        """Start one provisioned environment (counted in ``provisioning`` until it is ready),
-        retrying a failed Init with backoff for as long as the pool wants it."""
-        timeout = max(130.0, self.config.timeout_s)
-        delay = 1.0
-        counted = True
-        try:
-            while not self.retired:
-                env, outcome, sink = await self._start_ahead(True, timeout)
-                if type(outcome) is Ready:
-                    self.provision_error = None
-                    counted = False
-                    self._allocated.add(env)
-                    self._count_provisioning(-1)
-                    if self.retired or self._surplus():
-                        self.retire(env, StopReason.PROVISIONED_LOWERED)
-                    else:
-                        self._park(env)
-                        self.provisioned_idle.append(env)
-                    return
-                self.provision_error = f"Init failed: {_describe(outcome)}"
-                log.error(
-                    "provisioned environment of %s failed Init (%s); retrying in %.0f s\n%s",
-                    self.config.name,
-                    _describe(outcome),
-                    delay,
-                    sink.text(),
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _PROVISION_BACKOFF_MAX_S)
-        finally:
-            if counted:
-                self._count_provisioning(-1)
-
-    def _count_provisioning(self, delta: int) -> None:
-        self.provisioning += delta
-        if self.provisioning and self._settled.done():
-            self._settled = self._loop.create_future()
-        elif not self.provisioning and not self._settled.done():
-            self._settled.set_result(None)
-
-    def _surplus(self) -> bool:
-        return self.provisioned_live() > self.provisioned_target
 
     # --- keep-alive and retirement --------------------------------------------------------
 
@@ -440,10 +287,8 @@ class Pool:
                     queue.remove(env)
                 except ValueError:
                     pass  # taken off by the caller that retires it
-            if env in self._allocated:
-                self._allocated.discard(env)
-                if STOP_RULES[event.reason].action is PoolAction.REPLACE:
-                    self.ensure_provisioned()
+            if self.provisioned.stopping(env) and STOP_RULES[event.reason].action is PoolAction.REPLACE:
+                self.ensure_provisioned()
         elif event.new is EnvState.DEAD:
             self._forget(env, event.reason, event.detail)
 
@@ -478,16 +323,7 @@ class Pool:
         return out
 
     def provisioned_status(self, busy: int) -> ProvisionedStatus:
-        requested = self.provisioned_target
-        allocated = len(self._allocated)
-        state = provisioned_state(requested, allocated, self.provisioning, self.provision_error)
-        return ProvisionedStatus(requested, allocated, self.provisioning, busy, state, self.provision_error)
-
-    def _init_report(self, init_ms: float, phase: str, outcome: StartOutcome) -> str:
-        if outcome is TIMED_OUT:
-            return self.platform.init_report(init_ms, phase, "timeout")
-        error_type = outcome.error_type if type(outcome) is InitFailed else _INIT_EXIT_ERROR
-        return self.platform.init_report(init_ms, phase, "error", error_type)
+        return self.provisioned.status(busy)
 
     @property
     def drained(self) -> asyncio.Future[None]:
@@ -495,14 +331,4 @@ class Pool:
 
     @property
     def settled(self) -> asyncio.Future[None]:
-        return self._settled
-
-
-def _describe(outcome: StartOutcome) -> str:
-    if outcome is TIMED_OUT:
-        return "timeout"
-    if type(outcome) is InitFailed:
-        return outcome.error_type
-    if isinstance(outcome, Died):
-        return logs.describe_exit(outcome.status)
-    return "ready"
+        return self.provisioned.settled

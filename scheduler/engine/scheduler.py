@@ -374,7 +374,7 @@ class Scheduler(VersionOperations):
             self._replace_pool(fn, pool)
         else:
             fn.pool.config = config
-            fn.pool.provisioned_target = config.provisioned_concurrency
+            fn.pool.provisioned.target = config.provisioned_concurrency
         fn.pool.ensure_provisioned()
 
     def _replace_pool(self, fn: FunctionState, pool: Pool) -> None:
@@ -493,7 +493,7 @@ class Scheduler(VersionOperations):
             self.observers.throttled(fn.name, throttle.reason)
             raise throttle
         result.latency_s = time.perf_counter() - inv.admitted_at
-        self.observers.invocation_finished(fn.name, result, target.pool.provisioned_target > 0)
+        self.observers.invocation_finished(fn.name, result, target.pool.provisioned.target > 0)
         return result
 
     def capacity(self, function_name: str) -> int:

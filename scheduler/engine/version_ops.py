@@ -66,7 +66,7 @@ class VersionOperations:
     def _apply_provisioned(self, fn: FunctionState) -> None:
         for version, target in fn.versions.provisioned_targets().items():
             pool = fn.versions.versions[version].pool
-            pool.provisioned_target = target
+            pool.provisioned.target = target
             pool.ensure_provisioned()
 
     def provisioned_concurrency(self, name: str, qualifier: str) -> ProvisionedStatus | None:

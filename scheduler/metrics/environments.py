@@ -1,6 +1,6 @@
 """Metrics counted per environment: starts, Init duration, and stops by reason.
 
-    Pool.start_environment ─► observers.environment_started(function, env, ok, init_s)
+    Starter.start ─► observers.environment_started(function, env, ok, init_s)
     Pool._forget (exit)    ─► observers.environment_stopped(function, env, reason)
 
 An environment's ``type`` is ``on_demand`` or ``provisioned``. Init duration is labelled like

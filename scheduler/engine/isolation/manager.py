@@ -3,8 +3,8 @@ one :class:`EnvResources` per environment.
 
     Scheduler.start ─► Isolation.start: probe the host, pick the strongest mechanism for each
                        resource (or the fallback when forced), report the choice
-    Pool.start_environment ─► Isolation.prepare(config): the function's uid lease (uids)
-                           ─► Isolation.allocate(config) ─► EnvResources
+    Starter.start ─► Isolation.prepare(config): the function's uid lease (uids)
+                  ─► Isolation.allocate(config) ─► EnvResources
          .spec      what the child applies to itself (scheduler.engine.isolation.child)
          .environ   extra variables (TMPDIR in the fallback)
          .on_ready  the CPU quota, once Init is done (Lambda's Init is not throttled by memory)

@@ -1,7 +1,7 @@
 """Host-wide leases on sandbox uids: two servers on one host never run functions as one uid.
 
     Isolation.start   ─► UidLeases.open      pick the lock directory
-    Pool.start_environment ─► Isolation.prepare ─► UidLeases.lease(function)   (once per function)
+    Starter.start ─► Isolation.prepare ─► UidLeases.lease(function)   (once per function)
     Isolation.stop    ─► UidLeases.close     every lease released
 
 A lease is an exclusive ``flock`` on ``<dir>/<uid>.lock``, held through a descriptor of the

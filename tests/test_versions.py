@@ -99,6 +99,21 @@ async def test_publish_list_and_invoke_a_version(make_server: MakeServer) -> Non
     rest = await aws(client.list_versions_by_function, FunctionName="pub", Marker=first["NextMarker"])
     assert [v["Version"] for v in rest["Versions"]] == ["2"] and "NextMarker" not in rest
 
+    # ListFunctions lists $LATEST only, unless asked for every version.
+    await aws(client.create_function, **create_args("pub-b", code("b")))
+    plain = await aws(client.list_functions)
+    assert [(f["FunctionName"], f["Version"]) for f in plain["Functions"]] == [("pub", "$LATEST"), ("pub-b", "$LATEST")]
+    assert plain["Functions"][0]["FunctionArn"] == ARN + "pub"
+    every = await aws(client.list_functions, FunctionVersion="ALL")
+    listed_all = [(f["FunctionName"], f["Version"]) for f in every["Functions"]]
+    assert listed_all == [("pub", "$LATEST"), ("pub", "1"), ("pub", "2"), ("pub-b", "$LATEST")]
+    assert [f["FunctionArn"] for f in every["Functions"][:2]] == [ARN + "pub:$LATEST", ARN + "pub:1"]
+    paged = client.get_paginator("list_functions").paginate(FunctionVersion="ALL", PaginationConfig={"PageSize": 3})
+    pages = [[f["Version"] for f in p["Functions"]] for p in await asyncio.to_thread(list, paged)]
+    assert pages == [["$LATEST", "1", "2"], ["$LATEST"]]
+    with pytest.raises(ClientError, match="Member must satisfy enum value set: \\[ALL\\]"):
+        await aws(client.list_functions, FunctionVersion="SOME")
+
     config = await aws(client.get_function_configuration, FunctionName="pub", Qualifier="1")
     assert (config["Version"], config["CodeSha256"], config["Description"]) == ("1", sha256_b64(v1), "first")
     got = await aws(client.get_function, FunctionName=ARN + "pub:2")

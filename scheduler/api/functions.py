@@ -12,8 +12,6 @@ it a version too (publishing.py), and DeleteFunction with a Qualifier deletes on
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from ..errors import InvalidParameterValue, ResourceConflict, constraint_violati
 from ..events.destinations import dead_letter_target
 from ..events.model import config_key
 from ..zipupload import ZIP_FILE_ERROR, Base64Zip
-from . import params, publishing, shapes, uploads
+from . import paging, params, publishing, shapes, uploads
 from .catalog import FunctionRecord, Lifecycle
 from .keys import CATALOG, CODE_STORE, DISPATCHER, SCHEDULER, SETTINGS
 from .publishing import check_revision
@@ -39,7 +37,6 @@ routes = web.RouteTableDef()
 # 50 MB zip in base64 (69,905,067 bytes) and 256 KB for the rest of the request.
 CODE_REQUEST_LIMIT = 70_167_211
 CONFIG_REQUEST_LIMIT = 1024 * 1024
-MAX_PAGE = 50
 
 
 # --- reading a configuration from a request ---------------------------------------------------
@@ -216,36 +213,33 @@ async def _create_function(request: web.Request) -> web.Response:
 @routes.get("/2015-03-31/functions")
 @routes.get("/2015-03-31/functions/")
 async def list_functions(request: web.Request) -> web.Response:
-    max_items = request.query.get("MaxItems")
-    page = MAX_PAGE if max_items is None else min(MAX_PAGE, params.check_integer(max_items, "maxItems", 1, 10_000))
-    names = sorted(request.app[SCHEDULER].functions)
-    marker = request.query.get("Marker")
-    if marker:
-        after = decode_marker(marker)
-        names = [n for n in names if n > after]
+    """Every function's $LATEST; with ?FunctionVersion=ALL, each published version too (listed
+    after its $LATEST, with qualified ARNs, as ListVersionsByFunction lists them)."""
+    scheduler = request.app[SCHEDULER]
+    every_version = request.query.get("FunctionVersion")
+    if every_version is not None and every_version != "ALL":
+        raise constraint_violation(every_version, "functionVersion", "Member must satisfy enum value set: [ALL]")
+    names = sorted(scheduler.functions)
+    statuses: list[FunctionStatus]
+    if every_version is None:
+        functions = scheduler.functions
+        statuses = [functions[name] for name in names]
+    else:
+        statuses = [status for name in names for status in scheduler.versions(name)]
+    # NUL sorts before every character a name may hold, so "a" and its versions precede "a-b".
+    listed, marker = paging.page(request, statuses, lambda s: f"{s.name}\0{paging.version_key(s.version)}")
     out: dict[str, Any] = {"Functions": []}
-    catalog = request.app[CATALOG]
-    functions = request.app[SCHEDULER].functions
-    for name in names[:page]:
-        fn = functions[name]
-        dead_letter = request.app[DISPATCHER].dead_letters.get(name)
-        configuration = shapes.function_configuration(fn, catalog.record(fn), await catalog.code(fn), dead_letter)
+    catalog, letters = request.app[CATALOG], request.app[DISPATCHER].dead_letters
+    for status in listed:
+        configuration = shapes.function_configuration(
+            status, catalog.record(status), await catalog.code(status), letters.get(status.name)
+        )
+        if every_version is not None and status.version == LATEST:
+            configuration["FunctionArn"] = f"{status.arn}:$LATEST"
         out["Functions"].append(shapes.listed_configuration(configuration))
-    if len(names) > page:
-        out["NextMarker"] = encode_marker(names[page - 1])
+    if marker is not None:
+        out["NextMarker"] = marker
     return web.json_response(out)
-
-
-def encode_marker(last: str) -> str:
-    """An opaque NextMarker: the last key of the page, which the next page starts after."""
-    return base64.urlsafe_b64encode(last.encode()).decode()
-
-
-def decode_marker(marker: str) -> str:
-    try:
-        return base64.b64decode(marker.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, ValueError):
-        raise InvalidParameterValue(f"Invalid Marker: {marker}") from None
 
 
 @routes.get("/2015-03-31/functions/{name}")

@@ -13,7 +13,6 @@ routing needs. Pages are at most 50 items, with an opaque NextMarker, as ListFun
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -21,8 +20,8 @@ from aiohttp import web
 from ..engine.versions import Alias
 from ..errors import constraint_violation
 from ..events.model import config_key
-from . import params, publishing, shapes
-from .functions import MAX_PAGE, configuration, decode_marker, encode_marker
+from . import paging, params, publishing, shapes
+from .functions import configuration
 from .keys import CATALOG, DISPATCHER, SCHEDULER
 
 routes = web.RouteTableDef()
@@ -33,21 +32,6 @@ _ALIAS_PATTERN = "Member must satisfy regular expression pattern: (?!^[0-9]+$)([
 _VERSION = re.compile(r"^(\$LATEST|[0-9]+)$")
 
 T = TypeVar("T")
-
-
-def _page(request: web.Request, items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
-    """One page of ``items`` after ?Marker=, at most ?MaxItems= (50) long, and the next marker."""
-    max_items = request.query.get("MaxItems")
-    size = MAX_PAGE if max_items is None else min(MAX_PAGE, params.check_integer(max_items, "maxItems", 1, 10_000))
-    marker = request.query.get("Marker")
-    start = 0
-    if marker:
-        after = decode_marker(marker)
-        keys = [key(item) for item in items]
-        start = keys.index(after) + 1 if after in keys else len(items)
-    page = list(items[start : start + size])
-    more = start + size < len(items)
-    return page, encode_marker(key(page[-1])) if more and page else None
 
 
 # --- versions -----------------------------------------------------------------------------
@@ -68,7 +52,7 @@ async def publish_version(request: web.Request) -> web.Response:
 async def list_versions_by_function(request: web.Request) -> web.Response:
     fn = params.describe_unqualified(request)
     statuses = request.app[SCHEDULER].versions(fn.name)
-    page, marker = _page(request, statuses, lambda status: status.version)
+    page, marker = paging.page(request, statuses, lambda status: paging.version_key(status.version))
     catalog, letters = request.app[CATALOG], request.app[DISPATCHER].dead_letters
     out: dict[str, Any] = {"Versions": []}
     for status in page:
@@ -143,7 +127,7 @@ async def list_aliases(request: web.Request) -> web.Response:
     version = request.query.get("FunctionVersion")
     if version is not None:
         aliases = [a for a in aliases if version in a.versions]
-    page, marker = _page(request, aliases, lambda alias: alias.name)
+    page, marker = paging.page(request, aliases, lambda alias: alias.name)
     out: dict[str, Any] = {"Aliases": [_shape(request, fn.name, alias) for alias in page]}
     if marker is not None:
         out["NextMarker"] = marker

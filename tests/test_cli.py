@@ -100,6 +100,11 @@ def test_serve_the_bundled_examples_and_stop_on_sigterm(serving: list[Server], t
     assert json.loads(hello["Payload"].read())["message"] == "Hello, tests!"
     order = client.invoke(FunctionName="orders", Payload=json.dumps({"items": [{"price_cents": 250, "qty": 2}]}))
     assert json.loads(order["Payload"].read())["subtotal"] == "5.00 EUR"
+    live = client.invoke(FunctionName="orders", Qualifier="live", Payload=json.dumps({"items": [{"price_cents": 1}]}))
+    assert live["ExecutedVersion"] == "1" and "FunctionError" not in live
+    settings = client.get_function_configuration(FunctionName="orders")
+    assert settings["Environment"]["Variables"]["TOPIC_ARN"].endswith(":dev-orders")
+    assert settings["LoggingConfig"]["LogFormat"] == "JSON" and settings["TracingConfig"]["Mode"] == "Active"
     failed = client.invoke(FunctionName="orders", Payload=b"{}")
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"

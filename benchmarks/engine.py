@@ -7,7 +7,8 @@ Measured in one run, on the same machine, so the ratios mean something on a nois
 - warm invoke latency, no-op handler, one in flight: back to back, and after idle gaps;
 - no-op invocations per second with 2 / 4 / 8 environments (one caller per environment);
 - cold start (trivial Init), end to end: admission to reply of a call that forks a new
-  environment;
+  environment — the first of a new function (which also leases its uid), and the scale-out
+  of an existing one;
 - the same no-op workload through concurrent.futures.ProcessPoolExecutor (via
   loop.run_in_executor), multiprocessing.Pool and loky.
 
@@ -286,6 +287,22 @@ async def cold_start(code: Path, n: int) -> dict[str, Any]:
     return {"end_to_end": summary_us(samples), "init_duration": summary_us(init)}
 
 
+async def cold_start_scale_out(code: Path, n: int) -> dict[str, Any]:
+    """Cold starts of one existing function (its uid already leased): every environment is
+    recycled when its invocation ends (a maximum lifetime of a microsecond), so each call
+    forks a new one. The pause lets the previous one's shutdown finish first."""
+    async with Scheduler([_config(code)], max_lifetime_s=1e-6) as s:
+        samples, init = [], []
+        for _ in range(n):
+            await asyncio.sleep(0.02)
+            t = time.perf_counter()
+            result = await s.invoke("noop", b"{}")
+            samples.append(time.perf_counter() - t)
+            assert result.start == "cold" and result.error_type is None
+            init.append((result.init_duration_ms or 0) / 1e3)
+    return {"end_to_end": summary_us(samples), "init_duration": summary_us(init)}
+
+
 # --- the peers ------------------------------------------------------------------------------
 
 
@@ -422,6 +439,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["warm"] = await warm_latency(code, n_lat, 50 if q else 300)
     print("cold start …", flush=True)
     results["cold"] = await cold_start(code, 30 if q else 200)
+    results["cold_scale_out"] = await cold_start_scale_out(code, 30 if q else 200)
     results["throughput"] = {}
     for envs in (1, 2, 4, 8):
         print(f"throughput, {envs} environments …", flush=True)
@@ -485,7 +503,8 @@ def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "8-caller rate >= 0.75x eight bare echo workers": (x["throughput_8_vs_floor_8"], 0.75, "min"),
         "scheduler CPU per call, 8 callers <= 20 us": (r["throughput"][8]["scheduler_cpu_us_per_call"], 20.0, "max"),
         "open loop 300/s CPU, freezing on <= 1.5x the floor's": (x["open_loop_cpu_freeze_on_vs_floor"], 1.5, "max"),
-        "cold start p50 <= 5 ms": (r["cold"]["end_to_end"]["p50_us"] / 1e3, 5.0, "max"),
+        "cold start p50 <= 5 ms (scale-out of a function)": (r["cold_scale_out"]["end_to_end"]["p50_us"] / 1e3, 5.0, "max"),
+        "cold start p50 <= 5 ms (first of a new function)": (r["cold"]["end_to_end"]["p50_us"] / 1e3, 5.0, "max"),
         f"CPU per call beside {r['many']['standby']} live environments <= 1.5x with 8": (x["cpu_with_many_vs_8"], 1.5, "max"),
     }
     return {k: {"measured": v, "bound": b, "met": v <= b if kind == "max" else v >= b} for k, (v, b, kind) in rows.items()}
@@ -515,7 +534,9 @@ def report(r: dict[str, Any]) -> str:
         f"warm invoke, after 20 ms    p50 {w['after_20ms_idle']['p50_us']:8.1f} µs   p99 {w['after_20ms_idle']['p99_us']:8.1f} µs",
         f"ProcessPoolExecutor, 1      p50 {r['peers']['ppe_latency']['p50_us']:8.1f} µs   p99 {r['peers']['ppe_latency']['p99_us']:8.1f} µs",
         f"multiprocessing.Pool.apply  p50 {r['peers']['pool_latency']['p50_us']:8.1f} µs   p99 {r['peers']['pool_latency']['p99_us']:8.1f} µs",
-        f"cold start, end to end      p50 {c['end_to_end']['p50_us'] / 1e3:8.2f} ms   p99 {c['end_to_end']['p99_us'] / 1e3:8.2f} ms",
+        f"cold start, new function    p50 {c['end_to_end']['p50_us'] / 1e3:8.2f} ms   p99 {c['end_to_end']['p99_us'] / 1e3:8.2f} ms",
+        (f"cold start, scale-out       p50 {r['cold_scale_out']['end_to_end']['p50_us'] / 1e3:8.2f} ms   "
+        f"p99 {r['cold_scale_out']['end_to_end']['p99_us'] / 1e3:8.2f} ms"),
         "",
         (f"echo floor: 1 worker {ft[1]['per_s']:.0f}/s ({ft[1]['cpu_us_per_call']:.1f} µs CPU/call), "
         f"8 workers {ft[8]['per_s']:.0f}/s ({ft[8]['cpu_us_per_call']:.1f} µs CPU/call)"),

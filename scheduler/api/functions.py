@@ -228,18 +228,26 @@ async def list_functions(request: web.Request) -> web.Response:
         statuses = [status for name in names for status in scheduler.versions(name)]
     # NUL sorts before every character a name may hold, so "a" and its versions precede "a-b".
     listed, marker = paging.page(request, statuses, lambda s: f"{s.name}\0{paging.version_key(s.version)}")
-    out: dict[str, Any] = {"Functions": []}
-    catalog, letters = request.app[CATALOG], request.app[DISPATCHER].dead_letters
-    for status in listed:
-        configuration = shapes.function_configuration(
-            status, catalog.record(status), await catalog.code(status), letters.get(status.name)
-        )
-        if every_version is not None and status.version == LATEST:
-            configuration["FunctionArn"] = f"{status.arn}:$LATEST"
-        out["Functions"].append(shapes.listed_configuration(configuration))
+    configurations = await listed_configurations(request, listed, qualify_latest=every_version is not None)
+    out: dict[str, Any] = {"Functions": [shapes.listed_configuration(c) for c in configurations]}
     if marker is not None:
         out["NextMarker"] = marker
     return web.json_response(out)
+
+
+async def listed_configurations(
+    request: web.Request, statuses: list[FunctionStatus], *, qualify_latest: bool
+) -> list[dict[str, Any]]:
+    """The configurations of a list answer; ``qualify_latest``: where versions are listed,
+    $LATEST's ARN carries its qualifier like every other version's."""
+    catalog, letters = request.app[CATALOG], request.app[DISPATCHER].dead_letters
+    out = []
+    for status in statuses:
+        item = shapes.function_configuration(status, catalog.record(status), await catalog.code(status), letters.get(status.name))
+        if qualify_latest and status.version == LATEST:
+            item["FunctionArn"] = f"{status.arn}:$LATEST"
+        out.append(item)
+    return out
 
 
 @routes.get("/2015-03-31/functions/{name}")

@@ -21,7 +21,7 @@ from ..engine.versions import Alias
 from ..errors import constraint_violation
 from ..events.model import config_key
 from . import paging, params, publishing, shapes
-from .functions import configuration
+from .functions import configuration, listed_configurations
 from .keys import CATALOG, DISPATCHER, SCHEDULER
 
 routes = web.RouteTableDef()
@@ -53,15 +53,7 @@ async def list_versions_by_function(request: web.Request) -> web.Response:
     fn = params.describe_unqualified(request)
     statuses = request.app[SCHEDULER].versions(fn.name)
     page, marker = paging.page(request, statuses, lambda status: paging.version_key(status.version))
-    catalog, letters = request.app[CATALOG], request.app[DISPATCHER].dead_letters
-    out: dict[str, Any] = {"Versions": []}
-    for status in page:
-        record = catalog.record(status)
-        code = await catalog.code(status)
-        item = shapes.function_configuration(status, record, code, letters.get(status.name))
-        if status.version == "$LATEST":
-            item["FunctionArn"] = f"{status.arn}:$LATEST"  # listed versions are all qualified
-        out["Versions"].append(item)
+    out: dict[str, Any] = {"Versions": await listed_configurations(request, page, qualify_latest=True)}
     if marker is not None:
         out["NextMarker"] = marker
     return web.json_response(out)

@@ -88,7 +88,8 @@ class LogWriter:
         return self._owned
 
     def write(self, line: str) -> None:
-        """Queue one line (without its newline)."""
+        """Queue a line (without its final newline; a text of several lines counts as as
+        many lines)."""
         data = (line + "\n").encode("utf-8", "backslashreplace")
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -109,12 +110,12 @@ class LogWriter:
             self._write_now(data)
             return
         if state is SinkState.BROKEN or self._pending + len(data) > self._limit:
-            self.dropped_lines += 1
+            self.dropped_lines += data.count(b"\n")
             return
         if loop is not self._loop:
             self._rebind(loop)
         self._buffer.append(data)
-        self._lines += 1
+        self._lines += data.count(b"\n")
         self._pending += len(data)
         if state is SinkState.OPEN and not self._scheduled:
             self._scheduled = True
@@ -185,10 +186,10 @@ class LogWriter:
     def _write_now(self, data: bytes) -> None:
         """Outside the loop: what is queued first, then ``data``, waiting for the sink."""
         if self._state is SinkState.BROKEN:
-            self.dropped_lines += 1
+            self.dropped_lines += data.count(b"\n")
             return
         self._buffer.append(data)
-        self._lines += 1
+        self._lines += data.count(b"\n")
         self._pending += len(data)
         self._drain(CLOSE_DEADLINE_S)
 

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from . import connections, log_writer
+from . import connections, invocation_log, log_writer
 from .api import init_app
 from .api.keys import CATALOG, DISPATCHER, STATE
 from .config import SchedulerConfig, ServerConfig
@@ -66,6 +66,8 @@ def setup_logging(level: str, stream: TextIO = sys.stderr) -> None:
     function_log = logging.getLogger("lambda_scheduler.function")
     function_log.addHandler(function_handler)
     function_log.propagate = False
+    if isinstance(function_handler, log_writer.BatchedHandler):
+        invocation_log.write_directly(function_handler)
 
 
 def make_runner(

@@ -16,10 +16,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from scheduler import log_writer
+from scheduler import invocation_log, log_writer
+from scheduler.engine.invocation import InvocationResult
 from scheduler.log_writer import BatchedHandler, LogWriter, SinkState
 
 from .serving import COMMAND
@@ -270,3 +272,59 @@ def test_install_is_once_per_process(pipe: tuple[int, int]) -> None:
     finally:
         first.close()
         log_writer._installed = None
+
+
+async def test_a_text_of_several_lines_counts_as_many(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    writer = LogWriter(w)
+    writer.write("START\nbody\nEND")
+    await wait_for(lambda: writer.written_lines == 3)
+    assert read_all(r) == b"START\nbody\nEND\n"
+    writer.close()
+
+
+class _Result:
+    """What emit reads of an InvocationResult: its log text."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+
+
+class _CountingHandler(BatchedHandler):
+    def __init__(self, writer: LogWriter) -> None:
+        super().__init__(writer)
+        self.records = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records += 1
+        super().emit(record)
+
+
+async def test_invocation_logs_go_to_the_writer_directly_while_it_is_alone(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    writer = LogWriter(w)
+    handler = _CountingHandler(writer)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = invocation_log.log
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    invocation_log.write_directly(handler)
+    captured: list[str] = []
+    capture = logging.Handler()
+    capture.emit = lambda record: captured.append(record.getMessage())  # type: ignore[method-assign]
+    try:
+        invocation_log.emit(cast(InvocationResult, _Result("START one\nEND one\n")))
+        assert handler.records == 0  # no LogRecord made
+        logger.addHandler(capture)  # someone else listens: records again, for both
+        invocation_log.emit(cast(InvocationResult, _Result("START two\n")))
+        assert handler.records == 1
+        assert captured == ["START two"]
+        await wait_for(lambda: writer.written_lines == 3)
+        assert read_all(r) == b"START one\nEND one\nSTART two\n"
+    finally:
+        invocation_log.write_directly(None)
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+        writer.close()

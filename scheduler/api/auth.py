@@ -162,7 +162,7 @@ class Verifier:
         if request.content_length is None and request.body_exists:
             raise LengthRequired("A signed request must give its Content-Length (chunked bodies are not accepted).")
         # Read whole here (the signature covers its hash); over client_max_size aiohttp raises
-        # 413, which lambda_errors answers as RequestEntityTooLargeException. The route reads it
+        # 413, which api/front.py answers as RequestEntityTooLargeException. The route reads it
         # again from request.read()'s cache or from the replayed stream.
         body = await request.read()
         declared = request.headers.get("X-Amz-Content-SHA256")

@@ -1,6 +1,6 @@
-"""The server's log sink: lines are batched and written once per event-loop iteration.
+"""The server's log sink: lines are batched and written once per tick of the event loop.
 
-    logging handler ─► LogWriter.write(line) ─► buffer ─► one os.write per loop iteration
+    logging handler ─► LogWriter.write(line) ─► buffer ─► one os.write per tick (10 ms)
                                                  │ sink took part of it (pipe full) ─► STALLED:
                                                  │   the rest waits for the fd to be writable
                                                  │   (add_writer); lines past `limit` bytes are
@@ -10,10 +10,10 @@
 
 At ``--log-level info`` every invocation prints its START … END and REPORT lines: written one
 ``write(2)`` each, on the hot path, that is a system call (and a wakeup of whoever reads the
-pipe) per invocation. Batching makes it one per loop iteration, however many invocations the
-iteration finished; a reader that stops reading (a full stderr pipe) no longer blocks the
-event loop: the server drops lines rather than stop serving, and counts them
-(``lambda_scheduler_log_lines_dropped_total``).
+pipe) per invocation. Batching makes it one per tick, however many invocations finished in
+it (``tick_s=0``: one per loop iteration); a reader that stops reading (a full stderr pipe)
+no longer blocks the event loop: the server drops lines rather than stop serving, and counts
+them (``lambda_scheduler_log_lines_dropped_total``).
 
 The writer does not make the inherited stderr non-blocking (that flag belongs to the open
 file, which the shell or the parent shares): it opens the same pipe or terminal again through
@@ -37,6 +37,9 @@ import stat
 import time
 
 DEFAULT_LIMIT = 1 << 20  # bytes waiting for a stalled sink before lines are dropped
+# Lines wait at most this long: under load a write then carries every line of many loop
+# iterations, and an idle server arms no timer at all (one is armed only once a line waits).
+DEFAULT_TICK_S = 0.01
 CLOSE_DEADLINE_S = 2.0  # how long a close waits for a stalled sink
 
 
@@ -65,7 +68,7 @@ def _own_copy(fd: int) -> tuple[int, bool]:
 class LogWriter:
     """Batches lines for one file descriptor; see the module docstring."""
 
-    def __init__(self, fd: int, *, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, fd: int, *, limit: int = DEFAULT_LIMIT, tick_s: float = DEFAULT_TICK_S) -> None:
         self._original = fd
         self._fd, self._owned = _own_copy(fd)
         self._limit = limit
@@ -74,7 +77,8 @@ class LogWriter:
         self._buffer: list[bytes] = []
         self._lines = 0  # lines in the buffer
         self._pending = 0  # bytes in the buffer
-        self._scheduled = False
+        self._tick_s = tick_s  # 0: at the end of the loop iteration that logged the line
+        self._tick: asyncio.Handle | None = None  # the flush to come, while lines wait for it
         self.dropped_lines = 0
         self.written_lines = 0
         self.batches = 0  # write(2) calls that wrote something
@@ -117,9 +121,11 @@ class LogWriter:
         self._buffer.append(data)
         self._lines += data.count(b"\n")
         self._pending += len(data)
-        if state is SinkState.OPEN and not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        if state is SinkState.OPEN and self._tick is None:
+            if self._tick_s > 0:
+                self._tick = loop.call_later(self._tick_s, self._flush)
+            else:
+                self._tick = loop.call_soon(self._flush)
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
         """A new loop (a server run after another in one process): what waited for the old
@@ -130,11 +136,16 @@ class LogWriter:
             self._drain(CLOSE_DEADLINE_S)
         if self._state is SinkState.STALLED:
             self._state = SinkState.OPEN
-        self._scheduled = False
+        self._cancel_tick()
         self._loop = loop
 
+    def _cancel_tick(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+
     def _flush(self) -> None:
-        self._scheduled = False
+        self._tick = None
         if self._state is SinkState.OPEN and self._buffer:
             self._write_some()
 
@@ -233,6 +244,7 @@ class LogWriter:
         if self._state is SinkState.STALLED and self._loop is not None and not self._loop.is_closed():
             self._loop.remove_writer(self._fd)
             self._state = SinkState.OPEN
+        self._cancel_tick()
         self._drain(deadline_s)
 
     def close(self, deadline_s: float = CLOSE_DEADLINE_S) -> None:
@@ -276,11 +288,11 @@ class BatchedHandler(logging.Handler):
 _installed: LogWriter | None = None
 
 
-def install(fd: int, *, limit: int = DEFAULT_LIMIT) -> LogWriter:
+def install(fd: int, *, limit: int = DEFAULT_LIMIT, tick_s: float = DEFAULT_TICK_S) -> LogWriter:
     """The process's log writer for ``fd`` (made once; the metrics read its counts)."""
     global _installed
     if _installed is None or _installed.state is SinkState.CLOSED:
-        _installed = LogWriter(fd, limit=limit)
+        _installed = LogWriter(fd, limit=limit, tick_s=tick_s)
     return _installed
 
 

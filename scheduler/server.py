@@ -45,7 +45,7 @@ def url_of(runner: web.AppRunner, host: str) -> str:
 def setup_logging(level: str, stream: TextIO = sys.stderr) -> None:
     """Server messages with time and level; function logs exactly as Lambda writes them. Both
     go through one batching writer (log_writer.py) when ``stream`` has a file descriptor, so
-    the lines an event-loop iteration logged cost one write."""
+    the lines logged within a tick cost one write."""
     server_format = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     function_format = logging.Formatter("%(message)s")
     try:

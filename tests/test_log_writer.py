@@ -11,6 +11,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -23,8 +24,6 @@ import pytest
 from scheduler import invocation_log, log_writer
 from scheduler.engine.invocation import InvocationResult
 from scheduler.log_writer import BatchedHandler, LogWriter, SinkState
-
-from .serving import COMMAND
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 4096
@@ -65,7 +64,7 @@ async def wait_for(condition: object, timeout: float = 20.0) -> None:
 
 async def test_lines_of_one_iteration_are_one_write(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    writer = LogWriter(w)
+    writer = LogWriter(w, tick_s=0)
     assert writer.nonblocking
     for i in range(100):
         writer.write(f"line {i}")
@@ -77,6 +76,25 @@ async def test_lines_of_one_iteration_are_one_write(pipe: tuple[int, int]) -> No
     writer.write("later")
     await wait_for(lambda: writer.batches == 2)
     assert read_all(r) == b"later\n"
+    writer.close()
+
+
+async def test_lines_of_one_tick_are_one_write(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    tick = 0.5
+    writer = LogWriter(w, tick_s=tick)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(5):  # five loop iterations
+        writer.write(f"line {i}")
+        await asyncio.sleep(0)
+    within_a_tick = loop.time() - start < tick  # not so on a machine stalled for half a second
+    if within_a_tick:
+        assert writer.batches == 0
+    await wait_for(lambda: writer.written_lines == 5)
+    if within_a_tick:
+        assert writer.batches == 1
+    assert read_all(r).decode().splitlines() == [f"line {i}" for i in range(5)]
     writer.close()
 
 
@@ -92,7 +110,7 @@ async def test_the_inherited_fd_stays_blocking(pipe: tuple[int, int]) -> None:
 async def test_a_stalled_reader_drops_and_counts_and_the_rest_follows(pipe: tuple[int, int]) -> None:
     r, w = pipe
     fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_SIZE)
-    writer = LogWriter(w, limit=8192)
+    writer = LogWriter(w, limit=8192, tick_s=0)  # written each iteration: the pipe fills first
     line = "x" * 99  # 100 bytes with its newline
     sent = 0
     while writer.dropped_lines == 0:  # never blocks: the loop keeps running
@@ -231,7 +249,7 @@ def test_a_server_at_info_logs_invocations_through_a_pipe_and_flushes_on_sigterm
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [COMMAND, "serve", str(template), "--port", "0", "--log-level", "info"],
+        [sys.executable, "-m", "scheduler", "serve", str(template), "--port", "0", "--log-level", "info"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

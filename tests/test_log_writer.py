@@ -24,6 +24,7 @@ import pytest
 from scheduler import invocation_log, log_writer
 from scheduler.engine.invocation import InvocationResult
 from scheduler.log_writer import BatchedHandler, LogWriter, SinkState
+from scheduler.metrics.logs import LogWriterCollector
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 4096
@@ -346,3 +347,21 @@ async def test_invocation_logs_go_to_the_writer_directly_while_it_is_alone(pipe:
         logger.handlers[:], logger.propagate = saved[0], saved[1]
         logger.setLevel(saved[2])
         writer.close()
+
+
+async def test_the_metric_counts_the_installed_writers_drops(pipe: tuple[int, int]) -> None:
+    if log_writer.installed() is not None:
+        pytest.skip("a writer is installed in this process already")
+    _r, w = pipe
+    writer = log_writer.install(w, limit=10, tick_s=0)
+    try:
+        writer.write("fits")
+        writer.write("too long to wait")  # 5 + 17 bytes > 10: dropped
+        [family] = list(LogWriterCollector().collect())
+        assert family.name == "lambda_scheduler_log_lines_dropped"
+        assert [s.value for s in family.samples if s.name.endswith("_total")] == [1]
+    finally:
+        writer.close()
+        log_writer._installed = None
+    [family] = list(LogWriterCollector().collect())
+    assert [s.value for s in family.samples if s.name.endswith("_total")] == [0]

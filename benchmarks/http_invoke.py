@@ -1,10 +1,12 @@
 """Benchmark 2: warm no-op invocations over HTTP, at concurrency 1, 16 and 64, in one run
 against three servers of the same Invoke route and the same handler code:
 
-- lambda-scheduler (``serve benchmarks/template.yaml --log-level warning``);
+- lambda-scheduler (``serve benchmarks/template.yaml``, at ``--log-level``: info by default,
+  the server's own default, which prints each invocation's START … END and REPORT lines);
 - a bare aiohttp handler calling the handler in-process (benchmarks/http_floor.py): the HTTP
   floor of this machine;
-- serverless-offline 13 on Serverless Framework 3 (benchmarks/peers/serverless-offline).
+- serverless-offline 13 on Serverless Framework 3 (benchmarks/peers/serverless-offline), at
+  the matching log level (at info: its own default, "notice").
 
 Throughput and latency come from Debian's wrk (one thread, keep-alive, benchmarks/invoke.lua),
 which is not the bottleneck where a Python client would be; wrk's own CPU is measured and a
@@ -13,7 +15,7 @@ run where wrk was saturated is flagged. The targets are ratios taken in the same
 The Python harness (``lambda-scheduler load``) also runs against each server, at
 concurrency 1 (its latency) and 16 (its throughput, and its verdict on itself).
 
-    python benchmarks/http_invoke.py [--quick] [--repeats 3] [--duration 5]
+    python benchmarks/http_invoke.py [--quick] [--repeats 3] [--duration 5] [--log-level info]
 """
 
 from __future__ import annotations
@@ -28,20 +30,21 @@ from benchlib.servers import serverless_offline_available, start_floor, start_ou
 from benchlib.targets import at_least, at_most
 from benchlib.wrk import run_wrk
 
+from scheduler.config import LOG_LEVELS, ServerConfig
 from scheduler.load import ClosedLoop, LoadConfig, Target, run_load, to_json
 
 OURS, FLOOR, SLS = "lambda-scheduler", "aiohttp-floor", "serverless-offline"
 
 
-def start_all() -> tuple[dict[str, Server], dict[str, str]]:
+def start_all(log_level: str) -> tuple[dict[str, Server], dict[str, str]]:
     servers: dict[str, Server] = {}
     skipped: dict[str, str] = {}
-    servers[OURS] = start_ours()
+    servers[OURS] = start_ours(log_level=log_level)
     servers[FLOOR] = start_floor()
     reason = serverless_offline_available()
     if reason is None:
         try:
-            servers[SLS] = start_serverless_offline()
+            servers[SLS] = start_serverless_offline(log_level)
         except RuntimeError as exc:
             skipped[SLS] = str(exc)
     else:
@@ -207,11 +210,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int)
     p.add_argument("--duration", type=float, help="seconds per wrk run")
     p.add_argument("--concurrency", default="1,16,64")
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=ServerConfig().log_level,
+        help="the servers' log level (default: the server's own default, what users run)",
+    )
     args = p.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     duration = args.duration or (1.0 if args.quick else 5.0)
     concurrency = [int(c) for c in args.concurrency.split(",")]
-    servers, skipped = start_all()
+    servers, skipped = start_all(args.log_level)
     try:
         print(f"servers: {', '.join(f'{n} {s.url}' for n, s in servers.items())}", flush=True)
         for name, why in skipped.items():
@@ -224,7 +233,13 @@ def main() -> None:
     summary = summarize(runs)
     r = ratios(runs, concurrency, repeats)
     results: dict[str, Any] = {
-        "config": {"repeats": repeats, "duration_s": duration, "concurrency": concurrency, "wrk_threads": 1},
+        "config": {
+            "repeats": repeats,
+            "duration_s": duration,
+            "concurrency": concurrency,
+            "wrk_threads": 1,
+            "log_level": args.log_level,
+        },
         "skipped": skipped,
         "summary": summary,
         "ratios": r,

@@ -1,7 +1,8 @@
 """The servers under test, each started the same way (its own session, a log file, a ready
 check) and stopped by its pid:
 
-- ``ours``: ``lambda-scheduler serve benchmarks/template.yaml`` at log level warning;
+- ``ours``: ``lambda-scheduler serve benchmarks/template.yaml`` at log level warning (or the
+  level a benchmark asks for: info is the server's default, a log line per invocation);
 - ``floor``: benchmarks/http_floor.py, a bare aiohttp handler calling the same handler code
   in-process (the HTTP floor of this machine);
 - ``serverless-offline``: ``serverless offline start`` (Serverless Framework 3 with the
@@ -35,7 +36,6 @@ SLS_ENV = {
     "SLS_DEPRECATION_DISABLE": "*",
     "SLS_DISABLE_AUTO_UPDATE": "1",
     "SLS_GEO_LOCATION": "us",
-    "SLS_LOG_LEVEL": "warning",  # like our --log-level warning: no line per invocation
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_REGION": "us-east-1",
@@ -47,8 +47,15 @@ def python() -> str:
     return sys.executable
 
 
-def start_ours(extra: Sequence[str] = (), template: Path = TEMPLATE, name: str = "lambda-scheduler") -> Server:
-    command = [python(), "-m", "scheduler", "serve", str(template), "--port", "0", "--log-level", "warning", *extra]
+# serverless' level for each of ours: warning for warning (neither prints a line per
+# invocation), and its own default ("notice") for ours (info).
+SLS_LOG_LEVELS = {"debug": "debug", "info": "notice", "warning": "warning", "error": "error"}
+
+
+def start_ours(
+    extra: Sequence[str] = (), template: Path = TEMPLATE, name: str = "lambda-scheduler", log_level: str = "warning"
+) -> Server:
+    command = [python(), "-m", "scheduler", "serve", str(template), "--port", "0", "--log-level", log_level, *extra]
     return start_server(name, command, log=LOGS / f"{name}.log", ready=url_in_log(), cwd=ROOT)
 
 
@@ -66,9 +73,9 @@ def serverless_offline_available() -> str | None:
     return None
 
 
-def start_serverless_offline() -> Server:
+def start_serverless_offline(log_level: str = "warning") -> Server:
     lambda_port, http_port, ws_port = free_port(), free_port(), free_port()
-    env = {**os.environ, **SLS_ENV}
+    env = {**os.environ, **SLS_ENV, "SLS_LOG_LEVEL": SLS_LOG_LEVELS[log_level]}
     # Its Python runner runs `python3` from PATH; VIRTUAL_ENV puts this venv's first, so the
     # handlers run on the same interpreter (with boto3) as ours.
     env["VIRTUAL_ENV"] = sys.prefix

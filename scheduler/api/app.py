@@ -1,8 +1,8 @@
 """The aiohttp application: ``init_app(scheduler, settings)``, used by the server and the tests.
 
-    request ─► lambda_errors (request id, errors → Lambda's error responses)
-            ─► guard (guard.py: refuse a foreign Host or Origin — what browser pages send)
-            ─► sigv4 (auth.py: only with --auth sigv4; no middleware at all otherwise)
+    request ─► front (front.py, the one middleware: request id; errors → Lambda's responses)
+            │    ─► guard (guard.py: refuse a foreign Host or Origin — what browser pages send)
+            │    ─► sigv4 (auth.py: only with --auth sigv4; no check at all otherwise)
             ─► health · invoke · functions · versions · concurrency · event_config  (one module per group)
             ─► GET /metrics (observability.py: Prometheus text from the server's own registry)
 
@@ -23,17 +23,15 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from ..config import ServerConfig
 from ..engine.scheduler import Scheduler
-from ..errors import ConfigError
 from ..events import EventDispatcher, EventInvokeConfig, EventQueue, EventStore, MemoryEventStore, SqliteEventStore
 from . import concurrency, event_config, event_list, functions, health, invoke, observability, versions
 from .catalog import Catalog
 from .codestore import CodeStore
-from .errors import lambda_errors
-from .guard import add_cors, guard_middleware
+from .front import front_middleware
+from .guard import add_cors
 from .keys import CATALOG, CODE_STORE, DISPATCHER, EVENT_QUEUE, REFUSALS, SCHEDULER, SETTINGS, STATE, ServerState
 from .observability import OBSERVABILITY, Observability
 from .refusals import Refusals
@@ -58,7 +56,7 @@ def init_app(
     # aiohttp's default (1 MiB) out of the way.
     refusals = Refusals()
     app = web.Application(
-        middlewares=_middlewares(settings, refusals), client_max_size=functions.CODE_REQUEST_LIMIT + 1
+        middlewares=[front_middleware(settings, refusals)], client_max_size=functions.CODE_REQUEST_LIMIT + 1
     )
     add_cors(app, settings)
     app[REFUSALS] = refusals
@@ -91,20 +89,6 @@ def _store(data_dir: Path | None) -> EventStore:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     return SqliteEventStore(data_dir / "events.sqlite3")
-
-
-def _middlewares(settings: ServerConfig, refusals: Refusals) -> list[Middleware]:
-    """Outermost first: lambda_errors turns the guards' refusals into Lambda's responses."""
-    middlewares = [lambda_errors, guard_middleware(settings, refusals)]
-    if settings.auth_mode == "sigv4":
-        try:
-            from .auth import sigv4_middleware  # botocore: needed only to check signatures
-        except ImportError as exc:
-            raise ConfigError(
-                "auth", f"sigv4 needs botocore ({exc}): pip install 'lambda-scheduler[sigv4]' (or boto3)"
-            ) from None
-        middlewares.append(sigv4_middleware(settings, refusals))
-    return middlewares
 
 
 async def _code_store(app: web.Application) -> AsyncIterator[None]:

@@ -1,14 +1,14 @@
 """``--auth sigv4``: every request must carry a valid AWS Signature Version 4.
 
-    request ─► lambda_errors ─► guard ─► sigv4 ─► routes
+    request ─► front: request id ─► guard ─► sigv4 ─► routes
                                           │ GET /health (and /metrics with --unsigned-metrics): open
                                           │ Authorization ─► access key known? date within 15 min?
                                           │ body read whole ─► botocore's canonical request for the
                                           │ headers the client signed ─► HMAC with the key's secret
                                           └ any miss ─► 403 with AWS's code and wording
 
-The middleware exists only with ``--auth sigv4``: a server without authentication does no
-work for it per request. Errors are AWS's, so SDKs raise what they raise against AWS:
+The gate exists only with ``--auth sigv4``: a server without authentication does no work for
+it per request. Errors are AWS's, so SDKs raise what they raise against AWS:
 ``MissingAuthenticationTokenException`` (no Authorization), ``IncompleteSignatureException``
 (one that is not SigV4), ``UnrecognizedClientException`` (unknown access key),
 ``InvalidSignatureException`` (wrong signature, wrong service, or a date more than 15 minutes
@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import StreamReader, hdrs, web
-from aiohttp.typedefs import Handler, Middleware
 
 from ..config import ServerConfig
 from ..errors import (
@@ -163,7 +162,7 @@ class Verifier:
         if request.content_length is None and request.body_exists:
             raise LengthRequired("A signed request must give its Content-Length (chunked bodies are not accepted).")
         # Read whole here (the signature covers its hash); over client_max_size aiohttp raises
-        # 413, which lambda_errors answers as RequestEntityTooLargeException. The route reads it
+        # 413, which api/front.py answers as RequestEntityTooLargeException. The route reads it
         # again from request.read()'s cache or from the replayed stream.
         body = await request.read()
         declared = request.headers.get("X-Amz-Content-SHA256")
@@ -186,17 +185,19 @@ def _replay(request: web.Request, body: bytes) -> None:
     request._payload = stream
 
 
-def sigv4_middleware(settings: ServerConfig, refusals: Refusals) -> Middleware:
-    verifier = Verifier({c.access_key: c.secret_key for c in settings.credentials})
-    open_paths = ALWAYS_OPEN | ({"/metrics"} if settings.unsigned_metrics else set())
+class SigV4Gate:
+    """What api/front.py asks of every request with ``--auth sigv4``."""
 
-    @web.middleware
-    async def sigv4(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in open_paths:
-            try:
-                await verifier.verify(request)
-            except AuthError as exc:
-                raise refusals.refuse(exc.code, f"{request.method} {request.path}", exc) from None
-        return await handler(request)
+    def __init__(self, settings: ServerConfig, refusals: Refusals) -> None:
+        self._verifier = Verifier({c.access_key: c.secret_key for c in settings.credentials})
+        self._open_paths = ALWAYS_OPEN | ({"/metrics"} if settings.unsigned_metrics else set())
+        self._refusals = refusals
 
-    return sigv4
+    async def check(self, request: web.Request) -> None:
+        """Raises the refusal of a request that is not signed as it must be."""
+        if request.path in self._open_paths:
+            return
+        try:
+            await self._verifier.verify(request)
+        except AuthError as exc:
+            raise self._refusals.refuse(exc.code, f"{request.method} {request.path}", exc) from None

@@ -1,9 +1,8 @@
 """The one place where errors become Lambda's HTTP error responses.
 
-Every request passes through :func:`lambda_errors`: it gives the request its id (the
-``x-amzn-RequestId`` of whatever response goes out, success or error) and turns a
-:class:`SchedulerError` into the status, ``x-amzn-ErrorType`` header and JSON body from which
-botocore raises the modeled exception (``client.exceptions.ResourceNotFoundException`` …).
+api/front.py gives every request its id (the ``x-amzn-RequestId`` of whatever response goes
+out, success or error) and :func:`response_for` turns a :class:`SchedulerError` into the
+status, ``x-amzn-ErrorType`` header and JSON body from which botocore raises the modeled exception (``client.exceptions.ResourceNotFoundException`` …).
 Routing misses and unexpected exceptions get the same shape, so a client always sees a code.
 """
 
@@ -12,11 +11,8 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from ..engine.invocation import new_request_id
 from ..errors import InternalError, RequestTooLarge, SchedulerError, UnknownOperation
-from .keys import REQUEST_ID
 
 log = logging.getLogger("lambda_scheduler.api")
 
@@ -31,22 +27,14 @@ def _from_http(request: web.Request, exc: web.HTTPException) -> SchedulerError:
     return UnknownOperation(f"No Lambda operation is served at {request.method} {request.path}", exc.status)
 
 
-@web.middleware
-async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = new_request_id()
-    request[REQUEST_ID] = request_id
-    try:
-        response = await handler(request)
-    except SchedulerError as exc:
-        response = error_response(exc)
-    except web.HTTPException as exc:
+def response_for(request: web.Request, request_id: str, exc: Exception) -> web.Response:
+    """Lambda's error response for what a route (or a check before it) raised. An HTTP
+    exception below 400 (a redirect) is not an error: it is raised again."""
+    if isinstance(exc, SchedulerError):
+        return error_response(exc)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
-        response = error_response(_from_http(request, exc))
-    except Exception:
-        log.exception("%s %s failed (request %s)", request.method, request.path, request_id)
-        response = error_response(
-            InternalError(f"An internal error occurred; see the server log for request {request_id}.")
-        )
-    response.headers["x-amzn-RequestId"] = request_id
-    return response
+            raise exc
+        return error_response(_from_http(request, exc))
+    log.error("%s %s failed (request %s)", request.method, request.path, request_id, exc_info=exc)
+    return error_response(InternalError(f"An internal error occurred; see the server log for request {request_id}."))

@@ -1,6 +1,6 @@
 """``GET /events[?state=…&limit=…]``: the Event invocations the store holds, newest first
-(``lambda-scheduler events``). Not a Lambda operation: it goes through the same middlewares
-(guard, SigV4 with --auth sigv4) as every route, and shows ids, states and counts, never
+(``lambda-scheduler events``). Not a Lambda operation: it goes through the same checks
+(api/front.py: guard, SigV4 with --auth sigv4) as every route, and shows ids, states and counts, never
 payloads.
 """
 

@@ -1,6 +1,6 @@
-"""Refuse what a browser sends: the middleware right after ``lambda_errors``, before any route.
+"""Refuse what a browser sends: the check api/front.py makes first, before any route.
 
-    request ─► lambda_errors ─► guard ─► [auth: SigV4, api/auth.py] ─► routes
+    request ─► front: request id ─► guard ─► [auth: SigV4, api/auth.py] ─► routes
                                   │ Host a name this server answers to?      no ─► 403
                                   │ Origin, if any, in --allowed-origins?    no ─► 403
                                   │ no Origin but Sec-Fetch-Site cross-site? yes ─► 403
@@ -29,7 +29,6 @@ import ipaddress
 from collections.abc import Sequence
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler, Middleware
 
 from ..config import ServerConfig
 from ..errors import BrowserRequestRefused
@@ -133,32 +132,35 @@ def _preflight(origin: str) -> web.Response:
     )
 
 
-def guard_middleware(settings: ServerConfig, refusals: Refusals) -> Middleware:
-    hosts = HostRule(settings.host, settings.allowed_hosts)
-    origins = frozenset(settings.allowed_origins)
+class BrowserGuard:
+    """The checks of the module docstring, made once per request by api/front.py."""
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def __init__(self, settings: ServerConfig, refusals: Refusals) -> None:
+        self._hosts = HostRule(settings.host, settings.allowed_hosts)
+        self._origins = frozenset(settings.allowed_origins)
+        self._refusals = refusals
+
+    def screen(self, request: web.Request) -> web.Response | None:
+        """Raises the refusal of a browser's request; returns the answer to an allowed
+        origin's preflight; None when the request goes on to the routes."""
         headers = request.headers
         host = headers.get(hdrs.HOST)
-        if host is not None and not hosts.allows(host):
-            raise refusals.refuse("host", host, _host_refused(host))
+        if host is not None and not self._hosts.allows(host):
+            raise self._refusals.refuse("host", host, _host_refused(host))
         origin = headers.get(hdrs.ORIGIN)
         if origin is not None:
-            if origin.lower() not in origins:
-                raise refusals.refuse("origin", origin, _origin_refused(origin))
+            if origin.lower() not in self._origins:
+                raise self._refusals.refuse("origin", origin, _origin_refused(origin))
             # A preflight carries no credentials: answered here, before api/auth.py.
             if request.method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in headers:
                 return _preflight(origin)
-        else:
-            # Browsers leave Origin off no-cors GETs (and some navigations); Sec-Fetch-Site
-            # still says another site's page asked for them.
-            site = headers.get("Sec-Fetch-Site")
-            if site is not None and site not in _OWN_FETCH:
-                raise refusals.refuse("cross_site", site, _cross_site_refused(site))
-        return await handler(request)
-
-    return guard
+            return None
+        # Browsers leave Origin off no-cors GETs (and some navigations); Sec-Fetch-Site
+        # still says another site's page asked for them.
+        site = headers.get("Sec-Fetch-Site")
+        if site is not None and site not in _OWN_FETCH:
+            raise self._refusals.refuse("cross_site", site, _cross_site_refused(site))
+        return None
 
 
 def add_cors(app: web.Application, settings: ServerConfig) -> None:

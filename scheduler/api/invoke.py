@@ -7,7 +7,7 @@
       Event ──────────► body ≤ 1 MB, JSON ─► EventQueue ─► 202 at once (dispatcher.py runs it)
       DryRun ─────────► the function exists and the body is valid ─► 204
 
-The request id made by the error middleware is handed to the invocation, so the response's
+The request id made by api/front.py is handed to the invocation, so the response's
 ``x-amzn-RequestId`` is the handler's ``context.aws_request_id``, on errors too.
 """
 

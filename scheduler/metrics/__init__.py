@@ -6,6 +6,7 @@
         ├──────────────► PoolCollector      (gauges: environments by state, concurrency, limits,
         │                                    provisioned utilisation; isolation info)
     EventQueue ────────► EventQueueCollector (async queue depth, age, retries, drops)
+    log_writer ────────► LogWriterCollector  (server log lines dropped by a stalled stderr)
                               │
     GET /metrics ─► Metrics.render() ─► one CollectorRegistry per server ─► text format 0.0.4
                                                                           (exposition.py)
@@ -32,6 +33,7 @@ from .environments import EnvironmentMetrics
 from .event_queue import EventQueueCollector
 from .exposition import CONTENT_TYPE, render
 from .invocations import InvocationMetrics
+from .logs import LogWriterCollector
 from .pools import PoolCollector
 
 __all__ = ["CONTENT_TYPE", "Metrics", "MetricsObserver"]
@@ -63,6 +65,7 @@ class Metrics:
         self.registry.register(PoolCollector(scheduler))
         if queue is not None:
             self.registry.register(EventQueueCollector(queue))
+        self.registry.register(LogWriterCollector())
         # The scheduler process's own CPU, memory and file descriptors.
         ProcessCollector(namespace="lambda_scheduler", registry=self.registry)
 

@@ -21,6 +21,7 @@ succeed), which are WARN, so WARN keeps the failures alone. Nothing here is DEBU
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -110,6 +111,7 @@ class PlatformLog:
                 result.init_duration_ms,
                 result.status,
                 result.report_error_type,
+                result.restored,
             )
         metrics: dict[str, Any] = {
             "durationMs": _ms(result.duration_ms),
@@ -117,7 +119,10 @@ class PlatformLog:
             "memorySizeMB": result.memory_size_mb,
             "maxMemoryUsedMB": result.max_memory_used_mb,
         }
-        if result.init_duration_ms is not None:
+        if result.init_duration_ms is not None and result.restored:
+            metrics["restoreDurationMs"] = _ms(result.init_duration_ms)
+            metrics["billedRestoreDurationMs"] = math.ceil(result.init_duration_ms)
+        elif result.init_duration_ms is not None:
             metrics["initDurationMs"] = _ms(result.init_duration_ms)
         record = {"requestId": result.request_id, "metrics": metrics, **self._outcome(result, report=True)}
         return self._record("report", self._level(result), record, result.ended_at)

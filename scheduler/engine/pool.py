@@ -34,7 +34,7 @@ from .keepalive import KeepAlivePolicy
 from .logs import LogBuffer
 from .observer import Observer
 from .platform_log import PlatformLog
-from .protocol import FunctionError, InitFailed, Ready, Response, Spawn
+from .protocol import START_INIT, START_RESTORE, FunctionError, InitFailed, Ready, Response, Spawn
 from .status import Kind, ProvisionedStatus, provisioned_state
 from .stops import STOP_RULES, PoolAction, StopReason, stop_line
 
@@ -96,6 +96,7 @@ class Pool:
         self.config = config
         self.version = version
         self.zygote = zygote or ctx.zygote
+        self.spawn_kind = START_INIT  # START_RESTORE: self.zygote is a SnapStart snapshot's
         self.base_path = base_path if base_path is not None else ctx.base_path
         self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
         self.provisioned_idle: deque[Environment] = deque()
@@ -262,7 +263,11 @@ class Pool:
         env.resources = resources
         environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
         environ.update(resources.environ)
-        request = Spawn(0, self.config.handler, str(self.config.task_root), self._sys_path, environ, resources.spec)
+        if self.spawn_kind == START_RESTORE:
+            environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+        request = Spawn(
+            0, self.config.handler, str(self.config.task_root), self._sys_path, environ, resources.spec, self.spawn_kind
+        )
         began = time.perf_counter()
         outcome = await env.start(zygote, request, sink, timeout)
         ok = type(outcome) is Ready
@@ -285,6 +290,7 @@ class Pool:
         init_ms = (time.perf_counter() - began) * 1000
         if type(outcome) is Ready:
             inv.init_ms = init_ms
+            inv.restored = self.spawn_kind == START_RESTORE
             inv.log_start()
             return env, self._invoke_deadline()
         inv.parts.append(self._init_report(init_ms, "init", outcome))

@@ -52,6 +52,8 @@ class SnapshotClient(ZygoteClient):
         sock.setblocking(False)
         self._sock = sock
         self._hello = loop.create_future()
+        # Failed when the snapshot exits before serving: its failure is reported by Snapshot.
+        self._hello.add_done_callback(lambda f: f.cancelled() or f.exception())
         loop.add_reader(sock.fileno(), self._on_readable)
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -145,7 +147,13 @@ class Snapshot:
     def _failed(self, code: str, reason: str) -> None:
         self.state = SnapshotState.FAILED
         self.reason_code, self.reason = code, reason
-        log.warning("%s:%s: SnapStart snapshot failed: %s", self.pool.config.name, self.pool.version, reason)
+        log.warning(
+            "%s:%s: SnapStart snapshot failed: %s\n%s",
+            self.pool.config.name,
+            self.pool.version,
+            reason,
+            self.init_log.text(),
+        )
         if not self.client.ready.done():
             self.client.ready.set_exception(ZygoteError(f"the SnapStart snapshot failed: {reason}"))
             self.client.ready.exception()  # retrieved: nobody may ever invoke this version

@@ -1,0 +1,101 @@
+"""SnapStart: a version published with ``ApplyOn: PublishedVersions`` runs Init once, in a
+snapshot process, and every environment of it is a fork of that process; runtime hooks run in
+Lambda's order; the REPORT line says Restore Duration; Lambda's refusal of older runtimes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.config import FunctionConfig
+from scheduler.engine.snapshot import SnapshotState
+from scheduler.errors import ConfigError, ZygoteError
+from scheduler.snapstart import SnapStartApplyOn
+
+from . import interpreters
+from .conftest import MakeScheduler, fn
+
+RUNTIME = "python3.12"
+
+
+def _body(result: Any) -> dict[str, Any]:
+    return json.loads(result.payload)  # type: ignore[no-any-return]
+
+
+def _snap(tmp_path: Path, **environment: str) -> FunctionConfig:
+    return fn(
+        "snap",
+        "snapstart_fn.handler",
+        runtime=RUNTIME,
+        snapstart=SnapStartApplyOn.PUBLISHED_VERSIONS,
+        environment={"INIT_LOG": str(tmp_path / "inits"), **environment},
+        timeout_s=30,
+    )
+
+
+async def _published(s: Any, name: str) -> Any:
+    published = s.get_function(name).versions.versions[s.publish_version(name).version]
+    assert published.snapshot is not None and published.snapshot.state is SnapshotState.PENDING
+    await asyncio.wait_for(asyncio.shield(published.snapshot.client.ready), 60)
+    return published
+
+
+@pytest.mark.timeout(180)
+async def test_environments_are_forks_of_the_snapshot(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    python = interpreters.require(RUNTIME)
+    s = await make_scheduler(_snap(tmp_path), runtime_interpreters={RUNTIME: python})
+    published = await _published(s, "snap")
+    assert published.snapshot.state is SnapshotState.ACTIVE
+    inits = (tmp_path / "inits").read_text().splitlines()
+    assert len(inits) == 1  # Init ran once, in the snapshot
+    # Two at once: two environments, both forked from the snapshot, neither running Init.
+    one, two = await asyncio.gather(
+        s.invoke("snap", {"sleep": 0.5}, qualifier="1"), s.invoke("snap", {"sleep": 0.5}, qualifier="1")
+    )
+    bodies = [_body(one), _body(two)]
+    assert bodies[0]["pid"] != bodies[1]["pid"]
+    for body in bodies:
+        assert body["inits"] == inits
+        assert body["init_pid"] == int(inits[0].split()[1]) != body["pid"]
+        # Before-snapshot hooks in the reverse order of registration, after-restore in order.
+        assert body["events"] == ["before-2", "before-1", "after-1", "after-2"]
+        assert body["initialization_type"] == "snap-start"
+        assert body["version"] == "1"
+    assert bodies[0]["random"] != bodies[1]["random"]  # reseeded after the restore
+    for result in (one, two):
+        assert result.start == "cold"
+        assert re.search(r"\tRestore Duration: \d+\.\d\d ms\tBilled Restore Duration: \d+ ms\t", result.log), result.log
+        assert "Init Duration" not in result.log
+    warm = await s.invoke("snap", {}, qualifier="1")
+    assert warm.start == "warm" and "Restore Duration" not in warm.log
+    # $LATEST is never snapshotted: it runs Init as usual.
+    latest = await s.invoke("snap", {})
+    assert _body(latest)["initialization_type"] == "on-demand" and "Init Duration" in latest.log
+    assert len((tmp_path / "inits").read_text().splitlines()) == 2
+
+
+@pytest.mark.timeout(180)
+async def test_a_failed_init_fails_the_version(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    python = interpreters.require(RUNTIME)
+    s = await make_scheduler(_snap(tmp_path, FAIL_INIT="1"), runtime_interpreters={RUNTIME: python})
+    published = s.get_function("snap").versions.versions[s.publish_version("snap").version]
+    snapshot = published.snapshot
+    with pytest.raises(Exception, match="snapshot failed"):
+        await asyncio.wait_for(asyncio.shield(snapshot.client.ready), 60)
+    assert snapshot.state is SnapshotState.FAILED
+    assert snapshot.reason_code == "FunctionError" and "RuntimeError" in (snapshot.reason or "")
+    with pytest.raises(ZygoteError, match="snapshot failed"):
+        await s.invoke("snap", {}, qualifier="1")
+    assert len((tmp_path / "inits").read_text().splitlines() if (tmp_path / "inits").exists() else []) == 0
+
+
+def test_runtimes_before_3_12_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        fn("old", "snapstart_fn.handler", runtime="python3.11", snapstart="PublishedVersions")
+    assert caught.value.api_message == "python3.11 is not supported for SnapStart enabled functions."
+    assert fn("old", "snapstart_fn.handler", runtime="python3.11", snapstart="None").snapstart is SnapStartApplyOn.NONE

@@ -5,6 +5,7 @@ Lambda's order; the REPORT line says Restore Duration; Lambda's refusal of older
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,8 @@ from scheduler.errors import ConfigError, ZygoteError
 from scheduler.snapstart import SnapStartApplyOn
 
 from . import interpreters
-from .conftest import MakeScheduler, fn
+from .conftest import MakeScheduler, MakeServer, aws, fn
+from .test_api_functions import create_args, make_zip
 
 RUNTIME = "python3.12"
 
@@ -99,3 +101,46 @@ def test_runtimes_before_3_12_are_refused(tmp_path: Path) -> None:
         fn("old", "snapstart_fn.handler", runtime="python3.11", snapstart="PublishedVersions")
     assert caught.value.api_message == "python3.11 is not supported for SnapStart enabled functions."
     assert fn("old", "snapstart_fn.handler", runtime="python3.11", snapstart="None").snapstart is SnapStartApplyOn.NONE
+
+
+SNAP_HANDLER = """
+import os
+from snapshot_restore_py import register_after_restore
+
+RESTORED = []
+register_after_restore(RESTORED.append, "restored")
+
+
+def handler(event, context):
+    return {"restored": RESTORED, "init_type": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]}
+"""
+
+
+@pytest.mark.timeout(180)
+async def test_over_the_api(make_server: MakeServer) -> None:
+    python = interpreters.require(RUNTIME)
+    served = await make_server(runtime_interpreters={RUNTIME: python})
+    client = served.client()
+    snap = {"ApplyOn": "PublishedVersions"}
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as refused:
+        await aws(client.create_function, **create_args("old", make_zip({"app.py": SNAP_HANDLER}), SnapStart=snap))
+    assert refused.value.response["Error"]["Message"] == "python3.11 is not supported for SnapStart enabled functions."
+    created = await aws(
+        client.create_function,
+        **create_args("snapi", make_zip({"app.py": SNAP_HANDLER}), Runtime=RUNTIME, SnapStart=snap),
+    )
+    assert created["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
+    published = await aws(client.publish_version, FunctionName="snapi")
+    assert published["Version"] == "1" and published["State"] == "Pending"
+    assert published["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    # An invocation of a Pending version waits for its snapshot.
+    response = await aws(client.invoke, FunctionName="snapi", Qualifier="1", Payload=b"{}", LogType="Tail")
+    assert json.loads(response["Payload"]) == {"restored": ["restored"], "init_type": "snap-start"}
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert "\tRestore Duration: " in tail and "Init Duration" not in tail, tail
+    version = await aws(client.get_function_configuration, FunctionName="snapi", Qualifier="1")
+    assert version["State"] == "Active"
+    latest = await aws(client.invoke, FunctionName="snapi", Payload=b"{}")
+    assert json.loads(latest["Payload"]) == {"restored": [], "init_type": "on-demand"}
+    off = await aws(client.update_function_configuration, FunctionName="snapi", SnapStart={"ApplyOn": "None"})
+    assert off["SnapStart"] == {"ApplyOn": "None", "OptimizationStatus": "Off"}

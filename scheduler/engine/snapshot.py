@@ -15,6 +15,7 @@ import asyncio
 import enum
 import logging
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ZygoteError
@@ -37,6 +38,15 @@ class SnapshotState(enum.Enum):
     PENDING = "Pending"
     ACTIVE = "Active"
     FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotView:
+    """What the API reports of a snapshot (FunctionStatus.snapshot)."""
+
+    state: SnapshotState
+    reason_code: str | None
+    reason: str | None
 
 
 class SnapshotClient(ZygoteClient):
@@ -80,6 +90,9 @@ class Snapshot:
         self.init_log = LogBuffer(pool.ctx.settings.max_log_bytes)
         pool.zygote = self.client
         pool.spawn_kind = START_RESTORE
+
+    def view(self) -> SnapshotView:
+        return SnapshotView(self.state, self.reason_code, self.reason)
 
     async def take(self) -> None:
         """Run Init once in the snapshot process; the version is Active or Failed after."""

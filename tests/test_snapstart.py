@@ -16,6 +16,7 @@ import pytest
 from scheduler.config import FunctionConfig
 from scheduler.engine.snapshot import SnapshotState
 from scheduler.errors import ConfigError, ZygoteError
+from scheduler.logconfig import LogFormat, LoggingConfig
 from scheduler.snapstart import SnapStartApplyOn
 
 from . import interpreters
@@ -69,6 +70,8 @@ async def test_environments_are_forks_of_the_snapshot(make_scheduler: MakeSchedu
         assert body["initialization_type"] == "snap-start"
         assert body["version"] == "1"
     assert bodies[0]["random"] != bodies[1]["random"]  # reseeded after the restore
+    if s.isolation.cgroups is not None:  # each in a cgroup of its own, moved there before Restore
+        assert bodies[0]["cgroup"] != bodies[1]["cgroup"]
     for result in (one, two):
         assert result.start == "cold"
         assert re.search(r"\tRestore Duration: \d+\.\d\d ms\tBilled Restore Duration: \d+ ms\t", result.log), result.log
@@ -144,3 +147,19 @@ async def test_over_the_api(make_server: MakeServer) -> None:
     assert json.loads(latest["Payload"]) == {"restored": [], "init_type": "on-demand"}
     off = await aws(client.update_function_configuration, FunctionName="snapi", SnapStart={"ApplyOn": "None"})
     assert off["SnapStart"] == {"ApplyOn": "None", "OptimizationStatus": "Off"}
+
+
+@pytest.mark.timeout(180)
+async def test_json_platform_records_of_a_restore(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    python = interpreters.require(RUNTIME)
+    config = _snap(tmp_path).replace(logging=LoggingConfig(log_format=LogFormat.JSON))
+    s = await make_scheduler(config, runtime_interpreters={RUNTIME: python})
+    await _published(s, "snap")
+    result = await s.invoke("snap", {}, qualifier="1")
+    records = [json.loads(line) for line in result.log.splitlines() if line.startswith("{")]
+    kinds = [r["type"] for r in records if r["type"].startswith("platform.")]
+    assert kinds[:3] == ["platform.restoreStart", "platform.restoreReport", "platform.start"], kinds
+    assert records[0]["record"]["functionVersion"] == "1"
+    report = next(r for r in records if r["type"] == "platform.report")["record"]["metrics"]
+    assert "initDurationMs" not in report and report["restoreDurationMs"] > 0
+    assert report["billedRestoreDurationMs"] >= 1

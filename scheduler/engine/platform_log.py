@@ -161,6 +161,27 @@ class PlatformLog:
             },
         )
 
+    def restore_start(self, version: str) -> str:
+        """platform.restoreStart before the output of a restore from a SnapStart snapshot."""
+        if not self._json:
+            return ""
+        return self._record(
+            "restoreStart",
+            _INFO,
+            {
+                "runtimeVersion": self._runtime,
+                "runtimeVersionArn": self._runtime_arn,
+                "functionName": self._function,
+                "functionVersion": version,
+            },
+        )
+
+    def restore_report(self, restore_ms: float) -> str:
+        """platform.restoreReport once a restore succeeded (the text format: REPORT says it)."""
+        if not self._json:
+            return ""
+        return self._record("restoreReport", _INFO, {"status": "success", "metrics": {"durationMs": _ms(restore_ms)}})
+
     def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
         """INIT_REPORT, or platform.initReport, for an Init that failed."""
         if not self._json:

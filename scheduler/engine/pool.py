@@ -282,15 +282,18 @@ class Pool:
         """Start an environment for ``inv``: (environment, invoke deadline), or the result of
         an Init that failed twice."""
         init_log = LogBuffer(self.ctx.settings.max_log_bytes)
+        restore = self.spawn_kind == START_RESTORE
         if self.platform.is_json:
-            inv.parts.append(self.platform.init_start())
+            inv.parts.append(self.platform.restore_start(self.version) if restore else self.platform.init_start())
         inv.parts.append(init_log)
         began = time.perf_counter()
         env, outcome = await self.start_environment(False, init_log, self.ctx.settings.init_timeout_s)
         init_ms = (time.perf_counter() - began) * 1000
         if type(outcome) is Ready:
             inv.init_ms = init_ms
-            inv.restored = self.spawn_kind == START_RESTORE
+            inv.restored = restore
+            if restore and self.platform.is_json:
+                inv.parts.append(self.platform.restore_report(init_ms))
             inv.log_start()
             return env, self._invoke_deadline()
         inv.parts.append(self._init_report(init_ms, "init", outcome))

@@ -51,4 +51,5 @@ def handler(event, context):
         "initialization_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
         "random": random.random(),
         "version": context.function_version,
+        "cgroup": open("/proc/self/cgroup").read(),
     }

@@ -105,8 +105,8 @@ async def _run(root: Path, python: str, n: int) -> None:
             init["snap-start"].append(result.init_duration_ms or 0.0)
             assert result.start == "cold" and "Restore Duration" in result.log, result.log
     print(f"{'':11} {'cold p50 ms':>12} {'Init / Restore p50 ms':>22}")
-    for kind in cold:
-        print(f"{kind:11} {_p50(cold[kind]):>12} {_p50(init[kind]):>22}")
+    for kind, times in cold.items():
+        print(f"{kind:11} {_p50(times):>12} {_p50(init[kind]):>22}")
 
 
 def main() -> None:

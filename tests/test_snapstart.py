@@ -18,12 +18,16 @@ from scheduler.engine.snapshot import SnapshotState
 from scheduler.errors import ConfigError, ZygoteError
 from scheduler.logconfig import LogFormat, LoggingConfig
 from scheduler.snapstart import SnapStartApplyOn
+from scheduler.template import TemplateError, load_template
 
 from . import interpreters
 from .conftest import MakeScheduler, MakeServer, aws, fn
+from .procs import wait_gone, zygote_family
+from .test_template import write
 from .test_api_functions import create_args, make_zip
 
 RUNTIME = "python3.12"
+SAM = "Transform: AWS::Serverless-2016-10-31\n"
 
 
 def _body(result: Any) -> dict[str, Any]:
@@ -163,3 +167,44 @@ async def test_json_platform_records_of_a_restore(make_scheduler: MakeScheduler,
     report = next(r for r in records if r["type"] == "platform.report")["record"]["metrics"]
     assert "initDurationMs" not in report and report["restoreDurationMs"] > 0
     assert report["billedRestoreDurationMs"] >= 1
+
+
+SAM_FUNCTION = """
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src
+      Handler: app.handler
+      Runtime: {runtime}
+      AutoPublishAlias: live
+      SnapStart:
+        ApplyOn: PublishedVersions
+"""
+
+
+@pytest.mark.timeout(180)
+async def test_a_sam_template_with_snapstart(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match=r"python3\.11 is not supported for SnapStart enabled functions\."):
+        load_template(write(tmp_path, SAM_FUNCTION.format(runtime="python3.11"), SAM))
+    path = write(tmp_path, SAM_FUNCTION.format(runtime=RUNTIME), SAM)
+    (tmp_path / "src" / "app.py").write_text(SNAP_HANDLER)
+    template = load_template(path)
+    [config] = template.functions
+    assert config.snapstart is SnapStartApplyOn.PUBLISHED_VERSIONS
+    s = await make_scheduler(*template.functions, runtime_interpreters={RUNTIME: interpreters.require(RUNTIME)})
+    template.publish(s)
+    result = await s.invoke(config.name, {}, qualifier="live")
+    assert _body(result) == {"restored": ["restored"], "init_type": "snap-start"}
+    assert "\tRestore Duration: " in result.log
+
+
+@pytest.mark.timeout(180)
+async def test_deleting_the_version_ends_its_snapshot(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    s = await make_scheduler(_snap(tmp_path), runtime_interpreters={RUNTIME: interpreters.require(RUNTIME)})
+    published = await _published(s, "snap")
+    result = await s.invoke("snap", {}, qualifier="1")
+    assert published.snapshot.env is not None
+    family = {published.snapshot.env.pid, _body(result)["pid"]}
+    assert family <= zygote_family()
+    s.delete_version("snap", "1")
+    assert await asyncio.to_thread(wait_gone, family, 30.0) == set()

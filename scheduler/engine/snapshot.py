@@ -87,6 +87,7 @@ class Snapshot:
         self.reason_code: str | None = None
         self.reason: str | None = None
         self.env: Environment | None = None
+        self.closing = False  # the version was deleted: the snapshot's exit is expected
         self.init_log = LogBuffer(pool.ctx.settings.max_log_bytes)
         pool.zygote = self.client
         pool.spawn_kind = START_RESTORE
@@ -102,6 +103,9 @@ class Snapshot:
             self._failed("InternalError", str(exc))
             return
         if type(outcome) is Ready:
+            env = self.env
+            if env is not None and len(self.init_log):  # Init's output: the snapshot's own log
+                self.pool.ctx.observer.environment_output(self.pool.config.name, env, self.init_log.text().encode())
             self.state = SnapshotState.ACTIVE
             self.client.ready.set_result(None)
             log.info(
@@ -174,6 +178,10 @@ class Snapshot:
             self.env.kill(StopReason.INIT_ERROR)
 
     async def close(self) -> None:
+        """The version is deleted: once its environments (the snapshot's children) have all
+        exited, close the fork server's socket, and the snapshot process exits."""
+        self.closing = True
+        await self.pool.wait_drained()
         await self.client.stop()
         if self.env is not None and self.env.alive:
             self.env.kill(StopReason.SHUTDOWN)
@@ -185,7 +193,7 @@ class Snapshot:
         if event.new is EnvState.DEAD:
             if event.env.resources is not None:
                 event.env.resources.release()
-            if self.state is SnapshotState.ACTIVE:
+            if self.state is SnapshotState.ACTIVE and not self.closing:
                 log.warning(
                     "%s:%s: the SnapStart snapshot exited (%s)",
                     self.pool.config.name,

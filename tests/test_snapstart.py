@@ -23,8 +23,8 @@ from scheduler.template import TemplateError, load_template
 from . import interpreters
 from .conftest import MakeScheduler, MakeServer, aws, fn
 from .procs import wait_gone, zygote_family
-from .test_template import write
 from .test_api_functions import create_args, make_zip
+from .test_template import write
 
 RUNTIME = "python3.12"
 SAM = "Transform: AWS::Serverless-2016-10-31\n"

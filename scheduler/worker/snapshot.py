@@ -90,7 +90,8 @@ def _become_restored(spawn: Spawn, fds: list[int], snapshot_pid: int, handler: r
     bootstrap._close_inherited([0, 1, 2, control_in, control_out])
     runtime.attach(control_in, control_out)
     _read_restore(control_in)
-    gc.unfreeze()  # the snapshot froze its heap for sharing; this process owns its copy now
+    # The heap stays frozen (gc.freeze in the snapshot): the collector leaves the snapshot's
+    # objects alone, so their pages stay shared with the snapshot and the other forks.
     os.environ.clear()
     os.environ.update(spawn.environ)
     tempfile.tempdir = None  # found again from this environment's TMPDIR

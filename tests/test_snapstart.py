@@ -103,6 +103,18 @@ async def test_a_failed_init_fails_the_version(make_scheduler: MakeScheduler, tm
     assert len((tmp_path / "inits").read_text().splitlines() if (tmp_path / "inits").exists() else []) == 0
 
 
+@pytest.mark.timeout(180)
+async def test_a_failing_after_restore_hook_fails_the_start(make_scheduler: MakeScheduler, tmp_path: Path) -> None:
+    python = interpreters.require(RUNTIME)
+    s = await make_scheduler(_snap(tmp_path, FAIL_RESTORE="1"), runtime_interpreters={RUNTIME: python})
+    published = await _published(s, "snap")
+    assert published.snapshot.state is SnapshotState.ACTIVE  # Init itself succeeded
+    result = await s.invoke("snap", {}, qualifier="1")
+    assert result.error_type == "RuntimeError"
+    assert _body(result)["errorMessage"] == "the after-restore hook fails on purpose"
+    assert len((tmp_path / "inits").read_text().splitlines()) == 1  # a failed restore runs no Init
+
+
 def test_runtimes_before_3_12_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         fn("old", "snapstart_fn.handler", runtime="python3.11", snapstart="PublishedVersions")

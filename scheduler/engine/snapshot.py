@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ZygoteError
 from . import envvars, logs
-from .environment import EnvEvent, Environment, EnvState
+from .environment import Died, EnvEvent, Environment, EnvState
 from .logs import LogBuffer
 from .protocol import START_RESTORE, START_SNAPSHOT, InitFailed, Ready, Spawn
 from .stops import StopReason
@@ -117,8 +117,10 @@ class Snapshot:
             return
         if type(outcome) is InitFailed:
             self._failed("FunctionError", f"Init failed: {outcome.error_type}")
+        elif isinstance(outcome, Died):
+            self._failed("FunctionError", f"Init did not finish: {logs.describe_exit(outcome.status)}")
         else:
-            self._failed("FunctionError", f"Init did not finish: {outcome!r}")
+            self._failed("FunctionError", "Init did not finish: timed out")
 
     async def _start(self) -> object:
         pool, ctx = self.pool, self.pool.ctx

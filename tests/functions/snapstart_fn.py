@@ -38,6 +38,13 @@ def second_after():
     EVENTS.append("after-2")
 
 
+if os.environ.get("FAIL_RESTORE"):
+
+    @register_after_restore
+    def broken_restore():
+        raise RuntimeError("the after-restore hook fails on purpose")
+
+
 def handler(event, context):
     if event.get("sleep"):
         time.sleep(event["sleep"])

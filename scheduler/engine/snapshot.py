@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lambda_scheduler.snapstart")
 
+# Lambda's limit on a snapshot's Init (before-snapshot hooks included): 130 seconds, or the
+# function timeout where that is longer.
+SNAPSHOT_INIT_LIMIT_S = 130.0
+
 
 class SnapshotState(enum.Enum):
     """A version's State while SnapStart applies to it, as Lambda reports it."""
@@ -152,7 +156,7 @@ class Snapshot:
                 zygote,
                 request,
                 self.init_log,
-                max(ctx.settings.init_timeout_s, pool.config.timeout_s),
+                max(SNAPSHOT_INIT_LIMIT_S, pool.config.timeout_s),
                 (theirs.fileno(),),
             )
         finally:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError, UnsupportedRuntime
 from .logconfig import LoggingConfig, TracingMode, checked_enum
+from .snapstart import SnapStartApplyOn, supports_snapstart, unsupported_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class FunctionConfig:
     description: str = ""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     tracing: TracingMode = TracingMode.PASS_THROUGH
+    snapstart: SnapStartApplyOn = SnapStartApplyOn.NONE
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -148,6 +150,10 @@ class FunctionConfig:
         if not isinstance(self.logging, LoggingConfig):
             raise ConfigError("logging", f"must be a LoggingConfig, got {self.logging!r}")
         object.__setattr__(self, "tracing", checked_enum("tracing", TracingMode, self.tracing))
+        object.__setattr__(self, "snapstart", checked_enum("snapstart", SnapStartApplyOn, self.snapstart))
+        if self.snapstart is SnapStartApplyOn.PUBLISHED_VERSIONS and not supports_snapstart(self.runtime):
+            message = unsupported_message(self.runtime)
+            raise ConfigError("snapstart", message, api_message=message)
 
     def _check_concurrency(self) -> None:
         if self.reserved_concurrency is not None:

@@ -8,7 +8,7 @@
 AutoPublishAlias, Layers, EventInvokeConfig, DeadLetterQueue …), so this module reads plain
 CloudFormation: ``AWS::Lambda::Function`` (Handler, Code as a local folder, Runtime, MemorySize,
 Timeout, Environment.Variables, ReservedConcurrentExecutions, EphemeralStorage, FunctionName,
-Layers, Description, DeadLetterConfig, LoggingConfig, TracingConfig.Mode — SAM's ``Tracing``), ``AWS::Lambda::LayerVersion`` (a folder whose
+Layers, Description, DeadLetterConfig, LoggingConfig, SnapStart, TracingConfig.Mode — SAM's ``Tracing``), ``AWS::Lambda::LayerVersion`` (a folder whose
 ``python/`` is importable, as ``/opt/python`` on Lambda), ``AWS::Lambda::EventInvokeConfig``,
 ``AWS::Lambda::Version`` and ``AWS::Lambda::Alias``. Every other resource is skipped with a
 note. A value the scheduler needs but cannot resolve is a :class:`TemplateError` naming the
@@ -360,7 +360,7 @@ class _Reader:
             raise TemplateError(f"resource {logical_id}: {exc.message}") from None
 
     def _observability(self, props: _Props) -> dict[str, Any]:
-        """LoggingConfig, and TracingConfig.Mode (what SAM's ``Tracing: Active`` becomes)."""
+        """LoggingConfig, SnapStart, and TracingConfig.Mode (what SAM's ``Tracing: Active`` becomes)."""
         out: dict[str, Any] = {}
         logging_config = props.value("LoggingConfig")
         if logging_config is not None:
@@ -370,6 +370,14 @@ class _Reader:
                 out["logging"] = validation.logging_config(logging_config)
             except SchedulerError as exc:
                 raise TemplateError(f"{props.where('LoggingConfig')}: {exc.message}") from None
+        snapstart = props.value("SnapStart")
+        if snapstart is not None:
+            if not isinstance(snapstart, dict):
+                raise TemplateError(f"{props.where('SnapStart')}: must be a mapping, got {snapstart!r}")
+            try:
+                out["snapstart"] = validation.snapstart(snapstart)
+            except SchedulerError as exc:
+                raise TemplateError(f"{props.where('SnapStart')}: {exc.message}") from None
         config = props.value("TracingConfig")
         mode = config.get("Mode") if isinstance(config, dict) else config
         if mode is not None:

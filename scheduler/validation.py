@@ -30,6 +30,7 @@ from .logconfig import (
     SystemLogLevel,
     TracingMode,
 )
+from .snapstart import SnapStartApplyOn
 
 # The runtimes Lambda accepts for a new or updated function, in the order its refusal lists them.
 SUPPORTED_RUNTIMES = (
@@ -147,6 +148,13 @@ def _member_enum(value: Any, member: str, kind: Any) -> Any:
         return kind(value)
     except ValueError:
         raise constraint_violation(value, member, _enum_text(kind)) from None
+
+
+def snapstart(body: dict[str, Any]) -> SnapStartApplyOn:
+    """SnapStart.ApplyOn from a request or a template (absent: None, as Lambda reads it)."""
+    if body.get("ApplyOn") is None:
+        return SnapStartApplyOn.NONE
+    return _member_enum(body["ApplyOn"], "snapStart.applyOn", SnapStartApplyOn)  # type: ignore[no-any-return]
 
 
 def logging_config(body: dict[str, Any], current: LoggingConfig | None = None) -> LoggingConfig:

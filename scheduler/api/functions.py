@@ -76,6 +76,9 @@ def config_changes(body: dict[str, Any], current: FunctionConfig | None = None) 
     logging = params.mapping(body, "LoggingConfig")
     if logging is not None:
         changes["logging"] = validation.logging_config(logging, current.logging if current else None)
+    snapstart = params.mapping(body, "SnapStart")
+    if snapstart is not None:
+        changes["snapstart"] = validation.snapstart(snapstart)
     tracing = params.mapping(body, "TracingConfig")
     if tracing is not None:
         changes["tracing"] = validation.tracing_mode(tracing)

@@ -11,10 +11,12 @@ from ..codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, CodeInfo
 from ..config import FunctionConfig
 from ..engine.platform_log import runtime_version_arn
 from ..engine.scheduler import Scheduler
+from ..engine.snapshot import SnapshotState, SnapshotView
 from ..engine.status import FunctionStatus, ProvisionedStatus
 from ..engine.versions import Alias
 from ..events import EventInvokeConfig
 from ..logconfig import LogFormat
+from ..snapstart import OptimizationStatus
 from .catalog import FunctionRecord, Lifecycle, UpdateStatus
 
 # Lambda's default code storage per region (75 GB).
@@ -48,11 +50,14 @@ def function_configuration(
         "Version": fn.version,
         "TracingConfig": {"Mode": config.tracing.value},
         "RevisionId": record.revision_id,
-        **_states(record),
+        **_states(record, fn.snapshot),
         "PackageType": "Zip",
         "Architectures": list(record.architectures),
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
-        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "SnapStart": {
+            "ApplyOn": config.snapstart.value,
+            "OptimizationStatus": (OptimizationStatus.ON if fn.snapshot is not None else OptimizationStatus.OFF).value,
+        },
         "RuntimeVersionConfig": {"RuntimeVersionArn": runtime_version_arn(_region(fn), config.runtime)},
         "LoggingConfig": logging_config(config),
     }
@@ -69,9 +74,15 @@ def function_configuration(
 _CHANGING = {"Reason": "The function is being created.", "ReasonCode": "Creating"}
 
 
-def _states(record: FunctionRecord) -> dict[str, str]:
+def _states(record: FunctionRecord, snapshot: SnapshotView | None = None) -> dict[str, str]:
     """State (with its reason while Pending) and LastUpdateStatus (with its reason while
-    InProgress); a new function's answer carries no LastUpdateStatus, as Lambda's does not."""
+    InProgress); a new function's answer carries no LastUpdateStatus, as Lambda's does not.
+    A version published with SnapStart is Pending until its snapshot is taken, then Active or
+    Failed (with the reason)."""
+    if snapshot is not None and snapshot.state is not SnapshotState.ACTIVE:
+        if snapshot.state is SnapshotState.PENDING:
+            return {"State": "Pending", **{f"State{key}": text for key, text in _CHANGING.items()}}
+        return {"State": "Failed", "StateReason": snapshot.reason or "", "StateReasonCode": snapshot.reason_code or ""}
     out = {"State": record.lifecycle.value}
     if record.lifecycle is Lifecycle.PENDING:
         out.update({f"State{key}": text for key, text in _CHANGING.items()})

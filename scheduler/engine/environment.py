@@ -38,7 +38,7 @@ from .channel import DRAIN_READS, Channel
 from .deadlines import Deadlines
 from .logs import LogBuffer, describe_exit
 from .process import Process
-from .protocol import FunctionError, InitFailed, OutOfMemory, Ready, Response, Spawn
+from .protocol import START_RESTORE, FunctionError, InitFailed, OutOfMemory, Ready, Response, Restore, Spawn
 from .stops import StopReason
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ class Environment:
         "_loop",
         "_process",
         "_request_id",
+        "_restoring",
         "_sink",
         "_waiter",
         "created_at",
@@ -161,6 +162,7 @@ class Environment:
         self._deadline = 0.0  # perf_counter time of the pending Init or invocation deadline
         self._init_limit = 0.0  # seconds Init may take, counted from the fork
         self.resources: EnvResources | None = None  # its cgroup / TMPDIR / watchdog entry
+        self._restoring = False  # forked from a snapshot: Restore once it is in its cgroup
 
     def __repr__(self) -> str:
         return f"<Environment pid={self.pid} {self.state.value}{' provisioned' if self.provisioned else ''}>"
@@ -207,14 +209,18 @@ class Environment:
 
     # --- start and Init -------------------------------------------------------------------
 
-    def start(self, zygote: ZygoteClient, request: Spawn, init_log: LogBuffer, timeout: float) -> asyncio.Future[StartOutcome]:
-        """Fork the worker and run Init; resolves with Ready, InitFailed, Died or TIMED_OUT."""
+    def start(
+        self, zygote: ZygoteClient, request: Spawn, init_log: LogBuffer, timeout: float, extra_fds: tuple[int, ...] = ()
+    ) -> asyncio.Future[StartOutcome]:
+        """Fork the worker and run Init; resolves with Ready, InitFailed, Died or TIMED_OUT.
+        ``extra_fds`` go to the child after the pipes (a snapshot's socket); the caller's."""
         child_ends = self._channel.open()
+        self._restoring = request.start == START_RESTORE
         self._sink = init_log
         waiter: asyncio.Future[StartOutcome] = self._loop.create_future()
         self._waiter = waiter
         try:
-            zygote.spawn(request, child_ends, self)
+            zygote.spawn(request, [*child_ends, *extra_fds], self)
         except Exception as exc:  # noqa: BLE001 - the zygote is gone: this start failed
             self.on_spawn_failed(str(exc))
         finally:
@@ -237,6 +243,19 @@ class Environment:
             self.resources.attach(pid, self)
         if self.stop_reason is not None:
             self._process.signal(signal.SIGKILL)
+        elif self._restoring:
+            self._restore()
+
+    def _restore(self) -> None:
+        """A fork of a snapshot cannot enter its own cgroup (the snapshot dropped the rights to
+        it): it waits until moved there from here, and runs no code of the function before."""
+        try:
+            if self.resources is not None:
+                self.resources.move_into_cgroup(self.pid)
+        except OSError as exc:
+            self.kill(StopReason.SPAWN_FAILED, f"could not move it into its cgroup: {exc}")
+            return
+        self._channel.send(protocol.frame(_encoder, Restore()))
 
     def over_limit(self, reason: StopReason, peak_kb: int = 0) -> None:
         """The process went over a limit that ends it (its memory size: the fallback

@@ -59,6 +59,7 @@ class InvocationResult:
         "payload",
         "report_error_type",
         "request_id",
+        "restored",
         "start",
         "status",
         "version",
@@ -83,6 +84,7 @@ class InvocationResult:
         self.function_name = inv.function_name
         self.version = inv.version
         self.init_duration_ms = inv.init_ms
+        self.restored = inv.restored
         self.duration_ms = duration_ms
         self.billed_duration_ms = billed_ms
         self.memory_size_mb = inv.memory_mb
@@ -136,6 +138,7 @@ class Invocation:
         "payload",
         "platform",
         "request_id",
+        "restored",
         "start",
         "tenant_id",
         "timeout_s",
@@ -175,6 +178,7 @@ class Invocation:
         self.start: StartType = "warm"
         # Init Duration for the REPORT line: set on a cold start whose Init succeeded first time.
         self.init_ms: float | None = None
+        self.restored = False  # init_ms was a restore from a SnapStart snapshot, not an Init
         self.output = LogBuffer(log_limit)
         self.parts: list[str | LogBuffer] = []
         self.admitted_at = 0.0
@@ -210,7 +214,8 @@ class Invocation:
 
     def _billed(self, duration_ms: float) -> int:
         # Since August 2025 a cold start bills Init and Duration together.
-        return logs.billed_ms((self.init_ms or 0.0) + duration_ms)
+        # A restore is billed on its own line (Billed Restore Duration), not with Duration.
+        return logs.billed_ms((0.0 if self.restored else self.init_ms or 0.0) + duration_ms)
 
     def finish_response(self, reply: Response) -> InvocationResult:
         duration = reply.duration_ns / 1e6

@@ -81,12 +81,16 @@ def report_line(
     init_ms: float | None,
     status: str,
     error_type: str | None,
+    restored: bool = False,
 ) -> str:
+    """``restored``: ``init_ms`` is a SnapStart restore, reported as Lambda reports one."""
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed_ms} ms\t"
         f"Memory Size: {memory_mb} MB\tMax Memory Used: {max_used_mb} MB\t"
     )
-    if init_ms is not None:
+    if init_ms is not None and restored:
+        line += f"Restore Duration: {init_ms:.2f} ms\tBilled Restore Duration: {math.ceil(init_ms)} ms\t"
+    elif init_ms is not None:
         line += f"Init Duration: {init_ms:.2f} ms\t"
     if status == "timeout":
         line += "Status: timeout\n"

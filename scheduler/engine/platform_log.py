@@ -21,6 +21,7 @@ succeed), which are WARN, so WARN keeps the failures alone. Nothing here is DEBU
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -110,6 +111,7 @@ class PlatformLog:
                 result.init_duration_ms,
                 result.status,
                 result.report_error_type,
+                result.restored,
             )
         metrics: dict[str, Any] = {
             "durationMs": _ms(result.duration_ms),
@@ -117,7 +119,10 @@ class PlatformLog:
             "memorySizeMB": result.memory_size_mb,
             "maxMemoryUsedMB": result.max_memory_used_mb,
         }
-        if result.init_duration_ms is not None:
+        if result.init_duration_ms is not None and result.restored:
+            metrics["restoreDurationMs"] = _ms(result.init_duration_ms)
+            metrics["billedRestoreDurationMs"] = math.ceil(result.init_duration_ms)
+        elif result.init_duration_ms is not None:
             metrics["initDurationMs"] = _ms(result.init_duration_ms)
         record = {"requestId": result.request_id, "metrics": metrics, **self._outcome(result, report=True)}
         return self._record("report", self._level(result), record, result.ended_at)
@@ -155,6 +160,27 @@ class PlatformLog:
                 "functionVersion": "$LATEST",
             },
         )
+
+    def restore_start(self, version: str) -> str:
+        """platform.restoreStart before the output of a restore from a SnapStart snapshot."""
+        if not self._json:
+            return ""
+        return self._record(
+            "restoreStart",
+            _INFO,
+            {
+                "runtimeVersion": self._runtime,
+                "runtimeVersionArn": self._runtime_arn,
+                "functionName": self._function,
+                "functionVersion": version,
+            },
+        )
+
+    def restore_report(self, restore_ms: float) -> str:
+        """platform.restoreReport once a restore succeeded (the text format: REPORT says it)."""
+        if not self._json:
+            return ""
+        return self._record("restoreReport", _INFO, {"status": "success", "metrics": {"durationMs": _ms(restore_ms)}})
 
     def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
         """INIT_REPORT, or platform.initReport, for an Init that failed."""

@@ -33,7 +33,7 @@ from .isolation.manager import interpreter_path
 from .keepalive import KeepAlivePolicy
 from .observer import Observer
 from .platform_log import PlatformLog
-from .protocol import FunctionError, Response
+from .protocol import START_INIT, FunctionError, Response
 from .provisioned import Provisioned
 from .starter import OOM, Starter
 from .status import Kind, ProvisionedStatus
@@ -94,6 +94,7 @@ class Pool:
         self.config = config
         self.version = version
         self.zygote = zygote or ctx.zygote
+        self.spawn_kind = START_INIT  # START_RESTORE: self.zygote is a SnapStart snapshot's
         self.base_path = base_path if base_path is not None else ctx.base_path
         self.idle: deque[Environment] = deque()  # on-demand; most recently used at the right
         self.provisioned_idle: deque[Environment] = deque()

@@ -82,6 +82,11 @@ class OutOfMemory(msgspec.Struct, tag="oom", array_like=True):
     max_rss_kb: int
 
 
+class Restore(msgspec.Struct, tag="restore", array_like=True):
+    """To an environment forked from a snapshot, once the scheduler has put it in its cgroup:
+    run the after-restore hooks, then answer Ready (or InitFailed)."""
+
+
 ToEnvironment = Invoke
 FromEnvironment = Union[Ready, InitFailed, Response, FunctionError, OutOfMemory]
 
@@ -113,6 +118,14 @@ class Spawn(msgspec.Struct, tag="spawn"):
     sys_path: list[str]
     environ: dict[str, str]
     isolation: IsolationSpec = msgspec.field(default_factory=IsolationSpec)
+    # START_INIT: an environment that runs Init. START_SNAPSHOT: a snapshot process (a fourth fd,
+    # the socket it serves forks on). START_RESTORE (to a snapshot process): a fork of it.
+    start: str = "init"
+
+
+START_INIT = "init"
+START_SNAPSHOT = "snapshot"
+START_RESTORE = "restore"
 
 
 class Hello(msgspec.Struct, tag="hello"):

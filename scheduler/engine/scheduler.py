@@ -89,6 +89,7 @@ class FunctionState:
             pool.drained,
             pool.settled,
             target.version,
+            target.snapshot.view() if isinstance(target, PublishedVersion) and target.snapshot is not None else None,
         )
 
     def pools(self) -> list[Pool]:

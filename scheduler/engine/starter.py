@@ -22,7 +22,7 @@ from . import envvars, logs
 from .environment import TIMED_OUT, Died, Environment, StartOutcome
 from .invocation import Invocation, InvocationResult
 from .logs import LogBuffer
-from .protocol import InitFailed, Ready, Spawn
+from .protocol import START_RESTORE, InitFailed, Ready, Spawn
 from .stops import StopReason
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ class Starter:
         env.resources = resources
         environ = envvars.environment_for(self._base_env, env.log_stream, provisioned)
         environ.update(resources.environ)
-        request = Spawn(0, config.handler, str(config.task_root), self._sys_path, environ, resources.spec)
+        if pool.spawn_kind == START_RESTORE:
+            environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+        request = Spawn(0, config.handler, str(config.task_root), self._sys_path, environ, resources.spec, pool.spawn_kind)
         began = time.perf_counter()
         outcome = await env.start(zygote, request, sink, timeout)
         ok = type(outcome) is Ready
@@ -72,14 +74,18 @@ class Starter:
         pool = self._pool
         platform = pool.platform
         init_log = LogBuffer(pool.ctx.settings.max_log_bytes)
+        restore = pool.spawn_kind == START_RESTORE
         if platform.is_json:
-            inv.parts.append(platform.init_start())
+            inv.parts.append(platform.restore_start(pool.version) if restore else platform.init_start())
         inv.parts.append(init_log)
         began = time.perf_counter()
         env, outcome = await self.start(False, init_log, pool.ctx.settings.init_timeout_s)
         init_ms = (time.perf_counter() - began) * 1000
         if type(outcome) is Ready:
             inv.init_ms = init_ms
+            inv.restored = restore
+            if restore and platform.is_json:
+                inv.parts.append(platform.restore_report(init_ms))
             inv.log_start()
             return env, pool.invoke_deadline()
         inv.parts.append(self._init_report(init_ms, "init", outcome))

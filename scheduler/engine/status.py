@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..config import FunctionConfig
 from .environment import EnvState
+
+if TYPE_CHECKING:
+    from .snapshot import SnapshotView
 
 ProvisionedState = Literal["READY", "IN_PROGRESS", "FAILED"]
 Kind = Literal["on_demand", "provisioned"]
@@ -54,6 +57,8 @@ class FunctionStatus:
     provisioned_settled: asyncio.Future[None]
     # "$LATEST" or a published version's number; ``arn`` is qualified for a published one.
     version: str = "$LATEST"
+    # A published version's SnapStart snapshot: its state (Pending until Init has run in it).
+    snapshot: SnapshotView | None = None
 
     def count(self, state: EnvState | None = None, kind: Kind | None = None) -> int:
         return sum(

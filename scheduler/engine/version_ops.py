@@ -11,11 +11,15 @@ scheduler does about them: pools made and retired, isolation told of each versio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from ..config import FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound
+from ..snapstart import SnapStartApplyOn
 from .pool import Pool, PoolContext
+from .snapshot import Snapshot
 from .status import FunctionStatus, ProvisionedStatus
 from .versions import Alias, PublishedVersion, QualifierKind, check_room, version_fingerprint
 
@@ -40,6 +44,8 @@ class VersionOperations:
         ) -> FunctionState: ...
 
         def update_function(self, config: FunctionConfig) -> None: ...
+
+        def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
 
         def _require_running(self) -> PoolContext: ...
 
@@ -108,6 +114,10 @@ class VersionOperations:
         )
         fn.versions.versions[number] = published
         self.isolation.set_function(f"{name}:{number}", snapshot)
+        if snapshot.snapstart is SnapStartApplyOn.PUBLISHED_VERSIONS:
+            # Pending until Init has run in the snapshot; invocations meanwhile wait for it.
+            published.snapshot = Snapshot(published.pool, published.pool.zygote)
+            self._background(published.snapshot.take())
         return fn.status(published)
 
     def delete_version(self, name: str, version: str) -> FunctionStatus:
@@ -127,6 +137,8 @@ class VersionOperations:
         fn.versions.provisioned.pop(version, None)
         self.isolation.set_function(f"{fn.name}:{version}", None)
         published.pool.retire_all()
+        if published.snapshot is not None:
+            self._background(published.snapshot.close())
         self._retired_pools.add(published.pool)
 
     def versions(self, name: str) -> list[FunctionStatus]:

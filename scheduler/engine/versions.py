@@ -27,6 +27,7 @@ from .status import ProvisionedStatus, provisioned_state
 
 if TYPE_CHECKING:
     from .pool import Pool
+    from .snapshot import Snapshot
 
 LATEST = "$LATEST"
 
@@ -83,7 +84,7 @@ class PublishedVersion:
     """One published version: its number, frozen configuration and pool. ``fingerprint`` is
     what it was published from, so publishing an unchanged ``$LATEST`` again returns it."""
 
-    __slots__ = ("arn", "config", "fingerprint", "pool", "version")
+    __slots__ = ("arn", "config", "fingerprint", "pool", "snapshot", "version")
 
     def __init__(self, version: str, config: FunctionConfig, pool: Pool, arn: str, fingerprint: object) -> None:
         self.version = version
@@ -91,6 +92,7 @@ class PublishedVersion:
         self.pool = pool
         self.arn = arn
         self.fingerprint = fingerprint
+        self.snapshot: Snapshot | None = None  # SnapStart's, when it applies to this version
 
 
 # Not part of what a version is: the limits (configured per version, or the function's), and

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from ..engine.isolation.child import enter_environment
 from ..engine.protocol import Spawn
-from . import runtime
+from . import runtime, snaphooks
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -73,4 +73,7 @@ def become_environment(spawn: Spawn, fds: list[int], zygote_pid: int, base_path:
     os.chdir(spawn.task_root)
     sys.path[:] = [*spawn.sys_path, *base_path]
     sys.argv = ["/var/runtime/bootstrap"]
+    # Lambda's runtimes bring snapshot-restore-py whether SnapStart applies or not: code that
+    # registers hooks imports everywhere; only a snapshot runs them (worker/snapshot.py).
+    snaphooks.install()
     runtime.main(control_in, control_out, spawn.handler)

@@ -115,9 +115,13 @@ def _system_exit(exc: SystemExit) -> NoReturn:
     _exit(1)
 
 
-def _init(handler_spec: str) -> Handler:
+def _init(handler_spec: str, then: Callable[[], None] | None = None) -> Handler:
+    """Import the handler (and run ``then``: the before-snapshot hooks); Ready, or the error
+    as InitFailed and exit."""
     try:
         handler = load_handler(handler_spec)
+        if then is not None:
+            then()
     except Fault as fault:
         body = faults.fault_body(fault)
     except SystemExit as exc:
@@ -131,9 +135,24 @@ def _init(handler_spec: str) -> Handler:
     else:
         send(Ready(_max_rss_kb()))
         return handler
+    _init_failed(body)
+
+
+def _init_failed(body: dict[str, Any]) -> NoReturn:
     sys.stdout.write(logsetup.error_record(body))
     send(InitFailed(str(body["errorType"]), faults.encode_error(body)))
     _exit(1)
+
+
+def restored(hooks: Callable[[], None]) -> None:
+    """In a fork of a snapshot: run the after-restore ``hooks``, then Ready (or InitFailed)."""
+    try:
+        hooks()
+    except SystemExit as exc:
+        _system_exit(exc)
+    except Exception as exc:  # noqa: BLE001 - a failing hook fails the restore
+        _init_failed(faults.exception_body(exc, _RUNTIME_FILE))
+    send(Ready(_max_rss_kb()))
 
 
 def _set_trace_id(trace_id: str | None) -> None:
@@ -181,12 +200,22 @@ def _invoke(handler: Handler, encoder: Any, info: FunctionInfo, inv: Invoke) -> 
     send(FunctionError(inv.request_id, str(body["errorType"]), faults.encode_error(body), duration, _max_rss_kb()))
 
 
-def main(in_fd: int, out_fd: int, handler_spec: str) -> NoReturn:
-    """Run Init, then serve invocations until the scheduler closes the control pipe."""
+def attach(in_fd: int, out_fd: int) -> None:
+    """Talk to the scheduler on these control fds from now on."""
     global control_in_fd, control_out_fd
     control_in_fd, control_out_fd = in_fd, out_fd
+
+
+def main(in_fd: int, out_fd: int, handler_spec: str) -> NoReturn:
+    """Run Init, then serve invocations until the scheduler closes the control pipe."""
+    attach(in_fd, out_fd)
     logsetup.install()
-    handler = _init(handler_spec)
+    serve(_init(handler_spec))
+
+
+def serve(handler: Handler) -> NoReturn:
+    """One invocation at a time until the scheduler closes the control pipe."""
+    in_fd = control_in_fd
     encoder = marshal.make_encoder()
     info = FunctionInfo()
     reader = _FrameReader(in_fd)

@@ -28,7 +28,7 @@ import traceback
 import msgspec
 
 from ..engine.isolation import child
-from ..engine.protocol import Exited, Hello, Spawn, Spawned, SpawnFailed
+from ..engine.protocol import START_SNAPSHOT, Exited, Hello, Spawn, Spawned, SpawnFailed
 from . import bootstrap
 
 _MAX_MESSAGE = 1 << 18
@@ -61,8 +61,9 @@ class Zygote:
             self.sock.send(data)
 
     def spawn(self, spawn: Spawn, fds: list[int]) -> None:
-        if len(fds) != 3:
-            self.send(SpawnFailed(spawn.env_id, f"expected 3 file descriptors, got {len(fds)}"))
+        expected = 4 if spawn.start == START_SNAPSHOT else 3  # a snapshot's: its socket too
+        if len(fds) != expected:
+            self.send(SpawnFailed(spawn.env_id, f"expected {expected} file descriptors, got {len(fds)}"))
             return
         if spawn.isolation.tmp_mb > 0:
             # Here, not in the child: kept for the next fork while the layout stays the same.
@@ -86,6 +87,10 @@ class Zygote:
             self.poller.close()
             for pidfd in self.children.values():
                 os.close(pidfd)
+            if spawn.start == START_SNAPSHOT:
+                from . import snapshot  # only in the child: the zygote's heap stays as it was
+
+                snapshot.become_snapshot(spawn, fds, self.pid, self.base_path)
             bootstrap.become_environment(spawn, fds, self.pid, self.base_path)
         except BaseException:  # noqa: BLE001 - nothing may return into the zygote's loop
             traceback.print_exc()

@@ -97,6 +97,11 @@ class EnvResources:
         if self.iso.watchdog is not None:
             self.iso.watchdog.watch(pid, self.memory_bytes, lambda rss: env.over_limit(StopReason.OUT_OF_MEMORY, rss // 1024))
 
+    def move_into_cgroup(self, pid: int) -> None:
+        """Put ``pid`` in this environment's cgroup from outside (a fork of a snapshot)."""
+        for procs in self.spec.cgroup_procs:
+            Path(procs).write_text(str(pid))
+
     def on_ready(self) -> None:
         if self.cgroup is not None:
             try:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import uvloop
 
-from . import runtimes_cli
+from . import log_writer, runtimes_cli
 from .cfn import TemplateError
 from .config import (
     AUTH_MODES,
@@ -503,6 +503,9 @@ def template_path(args: argparse.Namespace) -> Path:
 
 def _ready(functions: Sequence[str]) -> Callable[[str], None]:
     def announce(url: str) -> None:
+        # What was logged while starting (a runtime's warning, say) comes before "serving":
+        # callers wait for that line and then read the log.
+        log_writer.flush_installed()
         print(f"{PROG}: serving {len(functions)} functions ({', '.join(functions)}) at {url}", flush=True)
         print(f"{PROG}: try: aws lambda invoke --endpoint-url {url} --function-name NAME out.json", flush=True)
 

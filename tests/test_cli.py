@@ -105,10 +105,12 @@ def test_serve_the_bundled_examples_and_stop_on_sigterm(serving: list[Server], t
     settings = client.get_function_configuration(FunctionName="orders")
     assert settings["Environment"]["Variables"]["TOPIC_ARN"].endswith(":dev-orders")
     assert settings["LoggingConfig"]["LogFormat"] == "JSON" and settings["TracingConfig"]["Mode"] == "Active"
+    snap = client.invoke(FunctionName="snap:live", Payload=b"{}")
+    assert json.loads(snap["Payload"].read())["initialization_type"] == "snap-start"
     failed = client.invoke(FunctionName="orders", Payload=b"{}")
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
-    assert {f["FunctionName"] for f in client.list_functions()["Functions"]} == {"hello", "orders", "slow"}
+    assert {f["FunctionName"] for f in client.list_functions()["Functions"]} == {"hello", "orders", "slow", "snap"}
     # SIGTERM while an invocation runs: it finishes and is answered, then the server exits.
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(client.invoke, FunctionName="slow", Payload=b'{"seconds": 0.5}')

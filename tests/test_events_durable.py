@@ -320,7 +320,7 @@ def test_kill_9_then_restart_runs_every_accepted_event(
 @pytest.mark.timeout(60)
 def test_one_drain_budget_then_503_and_a_prompt_exit(served_folder: tuple[Path, list[Serve]], tmp_path: Path) -> None:
     folder, started = served_folder
-    drain, grace = 1.5, 0.5
+    drain, grace = 3.0, 0.5
     server = Serve(folder, folder / "data", tmp_path, "--drain-timeout", str(drain), "--shutdown-timeout", str(grace))
     started.append(server)
     trace = shared_file(tmp_path / "trace")
@@ -348,7 +348,9 @@ def test_one_drain_budget_then_503_and_a_prompt_exit(served_folder: tuple[Path, 
     took = time.monotonic() - signalled
     for thread in calls:
         thread.join(timeout=10)
-    assert took < drain + grace + 1, f"exited {took:.2f} s after SIGTERM"
+    # One budget, not one per stage: a second drain would make it at least 2 × drain + grace.
+    # The margin below that is for a loaded machine (≈ 0.4 s past drain + grace when idle).
+    assert took < 2 * drain, f"exited {took:.2f} s after SIGTERM"
     assert answers["quick"][0] == 200
     for name in ("long", "deaf"):
         status, _, body = answers[name]

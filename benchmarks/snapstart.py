@@ -6,7 +6,7 @@ that ran Init once), taken in turn so that a noisy host weighs on both alike.
     python benchmarks/snapstart.py [--n 20] [--python /path/to/python3.12]
 
 SnapStart needs python3.12 or later: pyenv's is used unless --python names one. boto3 comes
-from this server's own environment (pure Python), through a layer folder of links to it.
+from this server's own environment (pure Python), copied into a layer folder.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -48,7 +50,11 @@ def _boto_layer(root: Path) -> Path:
         module = importlib.import_module(name)
         source = Path(module.__file__ or "")
         path = source.parent if source.name == "__init__.py" else source
-        (layer / path.name).symlink_to(path)
+        # Copied, not linked: an environment's view shows its layers, not the server's venv.
+        if path.is_dir():
+            shutil.copytree(path, layer / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, layer / path.name)
     return layer.parent
 
 
@@ -56,17 +62,17 @@ def _p50(values: list[float]) -> str:
     return f"{statistics.median(values):8.1f}" if values else "       -"
 
 
-async def _measure(python: str, n: int) -> None:
+async def _measure(python: str, n: int) -> dict[str, Any]:
     parent = CHECKOUT / ".tmp"
     parent.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="bench-snapstart-", dir=parent))
     try:
-        await _run(root, python, n)
+        return await _run(root, python, n)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _run(root: Path, python: str, n: int) -> None:
+async def _run(root: Path, python: str, n: int) -> dict[str, Any]:
     code = root / "code"
     code.mkdir()
     (code / "app.py").write_text(HANDLER)
@@ -89,7 +95,8 @@ async def _run(root: Path, python: str, n: int) -> None:
         assert published.snapshot is not None
         began = time.perf_counter()
         await asyncio.wait_for(asyncio.shield(published.snapshot.client.ready), 120)
-        print(f"snapshot taken (Init once) in {(time.perf_counter() - began) * 1000:.1f} ms")
+        snapshot_ms = (time.perf_counter() - began) * 1000
+        print(f"snapshot taken (Init once) in {snapshot_ms:.1f} ms")
         pool = published.pool
         for _ in range(n):
             s.reload_code("boto")  # $LATEST: a new environment, Init again
@@ -107,17 +114,30 @@ async def _run(root: Path, python: str, n: int) -> None:
     print(f"{'':11} {'cold p50 ms':>12} {'Init / Restore p50 ms':>22}")
     for kind, times in cold.items():
         print(f"{kind:11} {_p50(times):>12} {_p50(init[kind]):>22}")
+    return {
+        "n": n,
+        "python": python,
+        "snapshot_ms": snapshot_ms,
+        "cold_p50_ms": {kind: statistics.median(times) for kind, times in cold.items()},
+        "init_or_restore_p50_ms": {kind: statistics.median(times) for kind, times in init.items()},
+        "speedup_p50": statistics.median(cold["on-demand"]) / statistics.median(cold["snap-start"]),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20, help="cold starts of each kind (default: 20)")
     parser.add_argument("--python", default=None, help=f"a {RUNTIME} (or later) interpreter")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "snapstart.json")
+    parser.add_argument("--quick", action="store_true", help="5 cold starts of each kind")
     args = parser.parse_args()
     python = args.python or _pyenv(RUNTIME)
     if python is None:
         sys.exit(f"no {RUNTIME} interpreter found: give one with --python")
-    uvloop.run(_measure(python, args.n))
+    figures = uvloop.run(_measure(python, 5 if args.quick else args.n))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    print(f"saved {args.out}")
 
 
 if __name__ == "__main__":

@@ -149,8 +149,8 @@ class EventDispatcher:
             if take is not None:
                 take.cancel()
 
-    def _room(self, function_name: str) -> int:
-        """Invocations of the function that may start now."""
+    def room(self, function_name: str) -> int:
+        """Invocations of the function that may start now (a cluster node pulls no more)."""
         fn = self.scheduler.functions.get(function_name)
         if fn is None or fn.reserved == 0:
             return _NO_LIMIT  # the attempt gives it up at once (deleted, or reserved 0)
@@ -159,7 +159,7 @@ class EventDispatcher:
     def _start_what_fits(self) -> None:
         for name in list(self._parked):
             waiting = self._parked[name]
-            room = self._room(name)
+            room = self.room(name)
             while waiting and room > 0 and len(self._deliveries) < self.settings.event_concurrency:
                 self._start(waiting.popleft())
                 self._parked_count -= 1

@@ -1,0 +1,42 @@
+"""One node's part in the cluster, as ``serve`` starts and stops it: the link, the queue on
+JetStream, the heartbeat and GET /cluster."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..api.keys import DISPATCHER
+from ..engine.scheduler import Scheduler
+from . import nodes
+from .events import ClusterEventQueue
+from .link import ClusterLink
+
+log = logging.getLogger("lambda_scheduler.cluster")
+
+
+class ClusterNode:
+    def __init__(self, link: ClusterLink, scheduler: Scheduler) -> None:
+        self.link = link
+        self.queue = ClusterEventQueue(link, scheduler)
+        self.heartbeat = nodes.Heartbeat(link, scheduler)
+
+    @classmethod
+    async def join(cls, url: str, node: str | None, scheduler: Scheduler) -> ClusterNode:
+        link = await ClusterLink.connect(url, node)
+        log.info("node %s joined the cluster at %s", link.node, url)
+        return cls(link, scheduler)
+
+    def attach(self, app: web.Application) -> None:
+        """After init_app (made with ``event_queue=self.queue``): size pulls by its dispatcher."""
+        self.queue.bind(app[DISPATCHER])
+        nodes.add_routes(app, self.heartbeat)
+
+    async def listening(self, url: str) -> None:
+        self.heartbeat.url = url
+        await self.heartbeat.start()
+
+    async def leave(self) -> None:
+        await self.heartbeat.stop()
+        await self.link.close()

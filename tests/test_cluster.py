@@ -1,0 +1,232 @@
+"""Cluster mode with a real ``nats-server -js``: ``serve --cluster`` nodes as subprocesses that
+share accepted Event invocations (a JetStream stream) and see each other (GET /cluster). Events
+accepted anywhere run once somewhere; a node killed with ``kill -9`` loses none of them; a NATS
+restart under load loses no event that was answered 202."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import FUNCTIONS
+from .natsd import NatsServer
+from .procs import wait_gone, zygote_family
+from .serving import Server
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.11
+    CodeUri: {code}
+    Timeout: 3
+Resources:
+  Work:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: work, Handler: api.record_then_sleep}}
+  Narrow:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: narrow, Handler: api.record_then_sleep, ReservedConcurrentExecutions: 1}}
+"""
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def shared_file(path: Path) -> Path:
+    path.touch(mode=0o666)
+    path.chmod(0o666)
+    return path
+
+
+def wait_for(condition: Any, what: Any, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail with ``what()`` after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
+class Node(Server):
+    """One ``serve --cluster`` node on the test's template, with a data dir of its own."""
+
+    def __init__(self, folder: Path, nats_url: str, name: str, shared: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_SCHEDULER_", "AWS_"))}
+        data = folder / f"data-{name}"
+        args = [
+            str(folder / "template.yaml"), "--port", "0", "--data-dir", str(data),
+            "--shared-paths", str(shared), "--log-level", "warning",
+            "--event-retry-delays", "0.05", "--event-throttle-backoff", "0.05,0.2",
+            "--cluster", nats_url, "--node-name", name,
+        ]  # fmt: skip
+        self.name = name
+        super().__init__(args, env, folder / f"serve-{name}-{time.monotonic_ns()}.log")
+
+    def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:
+        request = urllib.request.Request(
+            f"{self.url}/2015-03-31/functions/{function}/invocations",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"X-Amz-Invocation-Type": kind},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+                return response.status, response.headers["x-amzn-RequestId"]
+        except urllib.error.HTTPError as exc:
+            exc.read()
+            return exc.code, exc.headers.get("x-amzn-RequestId", "")
+
+    def cluster(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/cluster", timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def peers(self) -> set[str]:
+        return {n["node"] for n in self.cluster()["nodes"]}
+
+    def close(self) -> None:
+        super().close()
+        wait_gone(zygote_family(owner=self.process.pid), timeout=5.0)
+
+
+@pytest.fixture
+def nats() -> Iterator[NatsServer]:
+    server = NatsServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cluster_folder() -> Iterator[tuple[Path, list[Node]]]:
+    # The template's folder is hidden from environments: it must not be the shared one.
+    folder = Path(tempfile.mkdtemp(prefix="cluster-", dir=os.environ["TMPDIR"]))
+    (folder / "template.yaml").write_text(TEMPLATE.format(code=FUNCTIONS))
+    started: list[Node] = []
+    yield folder, started
+    for node in started:
+        node.close()
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def start_nodes(folder: Path, started: list[Node], nats: NatsServer, shared: Path, *names: str) -> list[Node]:
+    nodes = []
+    for name in names:
+        node = Node(folder, nats.url, name, shared)
+        started.append(node)
+        nodes.append(node)
+    return nodes
+
+
+@pytest.mark.timeout(120)
+def test_nodes_see_each_other_and_notice_one_killed(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    wait_for(lambda: a.peers() == {"a", "b", "c"}, lambda: f"a sees {a.peers()}")
+    listed = {n["node"]: n for n in a.cluster()["nodes"]}
+    assert listed["b"]["url"] == b.url and "work" in listed["b"]["functions"]
+    assert b.cluster()["node"] == "b"
+    c.process.send_signal(signal.SIGKILL)
+    c.process.wait(timeout=10)
+    wait_for(lambda: a.peers() == {"a", "b"} and b.peers() == {"a", "b"}, lambda: f"a sees {a.peers()}")
+    b.stop()  # a node that leaves deletes its heartbeat
+    wait_for(lambda: a.peers() == {"a"}, lambda: f"a sees {a.peers()}")
+
+
+@pytest.mark.timeout(120)
+def test_events_accepted_on_any_node_run_once(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    nodes = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    trace = shared_file(tmp_path / "trace")
+    accepted = []
+    for i in range(30):
+        status, rid = nodes[i % 3].invoke("work", {"path": str(trace)}, "Event")
+        assert status == 202
+        accepted.append(rid)
+    wait_for(lambda: set(accepted) <= set(lines(trace)), lambda: f"{len(set(accepted) - set(lines(trace)))} never ran")
+    # Each ran once: nothing was killed, so no message waited out its ack.
+    assert sorted(lines(trace)) == sorted(accepted)
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_node_with_events_queued_runs_them_on_the_others(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    trace = shared_file(tmp_path / "trace")
+    # One at a time per node, each a while: most events wait in the stream, and each node
+    # holds the one it runs when a is killed.
+    accepted = []
+    for _ in range(12):
+        status, rid = a.invoke("narrow", {"path": str(trace), "sleep": 0.3}, "Event")
+        assert status == 202
+        accepted.append(rid)
+    wait_for(lambda: len(lines(trace)) >= 3, lambda: f"only {len(lines(trace))} ran")
+    a.process.send_signal(signal.SIGKILL)
+    a.process.wait(timeout=10)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    ran = lines(trace)
+    print(f"{len(accepted)} accepted, {len(set(ran))} ran, {len(ran) - len(set(ran))} twice (cut short by the kill)")
+    assert len(ran) - len(set(ran)) <= 1  # at most the one a was running
+
+
+@pytest.mark.timeout(180)
+def test_nats_restart_under_load_loses_no_accepted_event(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    nodes = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    trace = shared_file(tmp_path / "trace")
+    accepted: list[str] = []
+    refused = []
+    stop = threading.Event()
+
+    def stream(node: Node) -> None:
+        while not stop.is_set():
+            status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
+            if status == 202:
+                accepted.append(rid)
+            else:
+                refused.append(status)  # NATS away: not accepted, so the client knows to send again
+
+    senders = [threading.Thread(target=stream, args=(node,)) for node in nodes for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+        nats.restart()
+        before = len(accepted)
+        wait_for(lambda: len(accepted) >= before + 10, lambda: f"nothing accepted after the restart: {refused[-3:]}")
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=60)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    print(f"{len(accepted)} accepted, {len(refused)} refused while NATS restarted")
+    assert all(node.process.poll() is None for node in nodes)

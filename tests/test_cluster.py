@@ -40,6 +40,9 @@ Resources:
   Narrow:
     Type: AWS::Serverless::Function
     Properties: {{FunctionName: narrow, Handler: api.record_then_sleep, ReservedConcurrentExecutions: 1}}
+  Pair:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: pair, Handler: basic.wait_for_file, Timeout: 60, ReservedConcurrentExecutions: 2}}
 """
 
 
@@ -165,12 +168,49 @@ def test_events_accepted_on_any_node_run_once(
     assert sorted(lines(trace)) == sorted(accepted)
 
 
+@pytest.mark.timeout(120)
+def test_reserved_concurrency_holds_across_nodes(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    """2 reserved, 6 concurrent calls, 3 through each of 2 nodes: 2 run, 4 are throttled. The
+    two that run hold their slots until the test releases them, after the 4 refusals."""
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    wait_for(lambda: a.peers() == {"a", "b"} == b.peers(), lambda: f"a sees {a.peers()}, b {b.peers()}")
+    release = tmp_path / "release"
+    statuses: list[int] = []
+
+    def call(node: Node) -> None:
+        statuses.append(node.invoke("pair", {"path": str(release)})[0])
+
+    callers = [threading.Thread(target=call, args=(node,)) for node in (a, b) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    try:
+        wait_for(lambda: statuses.count(429) >= 4, lambda: f"statuses so far: {statuses}")
+    finally:
+        release.touch()
+        for caller in callers:
+            caller.join(timeout=60)
+    assert sorted(statuses) == [200, 200, 429, 429, 429, 429]
+    # The slots came back: two more run at once, on either node.
+    release.unlink()
+    statuses.clear()
+    callers = [threading.Thread(target=call, args=(node,)) for node in (a, b)]
+    for caller in callers:
+        caller.start()
+    release.touch()
+    for caller in callers:
+        caller.join(timeout=60)
+    assert statuses == [200, 200]
+
+
 @pytest.mark.timeout(180)
 def test_kill_9_of_a_node_with_events_queued_runs_them_on_the_others(
     nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
 ) -> None:
     folder, started = cluster_folder
-    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    a, *_others = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
     trace = shared_file(tmp_path / "trace")
     # One at a time per node, each a while: most events wait in the stream, and each node
     # holds the one it runs when a is killed.

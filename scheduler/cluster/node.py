@@ -11,6 +11,7 @@ from ..api.keys import DISPATCHER
 from ..engine.scheduler import Scheduler
 from . import nodes
 from .events import ClusterEventQueue
+from .limits import ClusterLimits
 from .link import ClusterLink
 
 log = logging.getLogger("lambda_scheduler.cluster")
@@ -19,14 +20,21 @@ log = logging.getLogger("lambda_scheduler.cluster")
 class ClusterNode:
     def __init__(self, link: ClusterLink, scheduler: Scheduler) -> None:
         self.link = link
+        self.scheduler = scheduler
         self.queue = ClusterEventQueue(link, scheduler)
         self.heartbeat = nodes.Heartbeat(link, scheduler)
+        self.limits = ClusterLimits(link, self.heartbeat)
 
     @classmethod
     async def join(cls, url: str, node: str | None, scheduler: Scheduler) -> ClusterNode:
+        """Connect, and share the limits from the first invocation on."""
         link = await ClusterLink.connect(url, node)
+        joined = cls(link, scheduler)
+        await joined.heartbeat.open()
+        await joined.limits.start()
+        scheduler.gate = joined.limits
         log.info("node %s joined the cluster at %s", link.node, url)
-        return cls(link, scheduler)
+        return joined
 
     def attach(self, app: web.Application) -> None:
         """After init_app (made with ``event_queue=self.queue``): size pulls by its dispatcher."""
@@ -38,5 +46,7 @@ class ClusterNode:
         await self.heartbeat.start()
 
     async def leave(self) -> None:
+        self.scheduler.gate = None
+        await self.limits.stop()
         await self.heartbeat.stop()
         await self.link.close()

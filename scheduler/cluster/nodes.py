@@ -32,11 +32,26 @@ class Heartbeat:
         self.started_at = time.time()
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
+        self._live: set[str] = set()  # nodes with a heartbeat at the last look
+
+    def live(self) -> set[str]:
+        return self._live
+
+    async def open(self) -> None:
+        self._kv = await self.link.js.create_key_value(api.KeyValueConfig(bucket=NODE_BUCKET, ttl=NODE_TTL_S))
+        await self.refresh()
 
     async def start(self) -> None:
-        self._kv = await self.link.js.create_key_value(api.KeyValueConfig(bucket=NODE_BUCKET, ttl=NODE_TTL_S))
+        """Beat from now on (the node listens: its URL is known)."""
         await self.beat()
         self._task = asyncio.ensure_future(self._run())
+
+    async def refresh(self) -> None:
+        assert self._kv is not None
+        try:
+            self._live = set(await self._kv.keys())
+        except nats.js.errors.NoKeysError:
+            self._live = set()
 
     def record(self) -> dict[str, Any]:
         statuses = list(self.scheduler.functions.values())
@@ -58,6 +73,7 @@ class Heartbeat:
             await asyncio.sleep(BEAT_EVERY_S)
             try:
                 await self.beat()
+                await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - NATS away for a moment: the next beat tries again

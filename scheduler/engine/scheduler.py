@@ -29,7 +29,7 @@ from .. import arn
 from ..config import SUPPORTED_RUNTIMES, FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from . import tracing
-from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
+from .admission import Admission, AdmissionGate, FunctionAdmission, ScalingBucket, scale_throttle
 from .deadlines import Deadlines
 from .environment import Environment, EnvState
 from .invocation import Invocation, InvocationResult
@@ -152,6 +152,8 @@ class Scheduler(VersionOperations):
         # configuration; ``keep_alive_policy`` replaces the configured one (tests, experiments).
         self.keep_alive = keep_alive_policy or make_policy(self.settings.keep_alive, self.settings.idle_ttl_s)
         self.admission = Admission(self.settings)
+        # Asked before the local admission when set (cluster mode: limits shared by the nodes).
+        self.gate: AdmissionGate | None = None
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)  # the server's interpreter
         self.zygotes = Zygotes(self.zygote)
         self.runtimes = Runtimes(self.settings)
@@ -456,9 +458,14 @@ class Scheduler(VersionOperations):
         config = target.config
         # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
+        gate, ticket = self.gate, None
         try:
+            if gate is not None:
+                ticket = await gate.enter(fn.name, fn.admission.reserved, self.admission.unreserved_capacity)
             unreserved = self.admission.admit(fn.admission)
         except Throttled as exc:
+            if gate is not None:
+                gate.leave(ticket)
             self.observers.throttled(fn.name, exc.reason)
             raise
         inv = Invocation(
@@ -484,6 +491,8 @@ class Scheduler(VersionOperations):
                 raise SchedulerClosed("The server stopped before the invocation finished.")
         finally:
             self.admission.release(fn.admission, unreserved)
+            if gate is not None:
+                gate.leave(ticket)
             self._freed.set()  # wakes every waiter of capacity_freed; clearing keeps later ones waiting
             self._freed.clear()
             if self._closing and not self.admission.in_flight:

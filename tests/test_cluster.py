@@ -43,6 +43,9 @@ Resources:
   Pair:
     Type: AWS::Serverless::Function
     Properties: {{FunctionName: pair, Handler: basic.wait_for_file, Timeout: 60, ReservedConcurrentExecutions: 2}}
+  Hold:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: hold, Handler: basic.wait_for_file, Timeout: 60}}
 """
 
 
@@ -80,6 +83,10 @@ class Node(Server):
         super().__init__(args, env, folder / f"serve-{name}-{time.monotonic_ns()}.log")
 
     def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:
+        status, rid, _ = self.call(function, body, kind)
+        return status, rid
+
+    def call(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str, bytes]:
         request = urllib.request.Request(
             f"{self.url}/2015-03-31/functions/{function}/invocations",
             data=json.dumps(body).encode(),
@@ -87,16 +94,17 @@ class Node(Server):
             headers={"X-Amz-Invocation-Type": kind},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
-                return response.status, response.headers["x-amzn-RequestId"]
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.headers["x-amzn-RequestId"], response.read()
         except urllib.error.HTTPError as exc:
-            exc.read()
-            return exc.code, exc.headers.get("x-amzn-RequestId", "")
+            return exc.code, exc.headers.get("x-amzn-RequestId", ""), exc.read()
 
     def cluster(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/cluster", timeout=10) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def me(self) -> dict[str, Any]:
+        return self.cluster()["self"]  # type: ignore[no-any-return]
 
     def peers(self) -> set[str]:
         return {n["node"] for n in self.cluster()["nodes"]}
@@ -203,6 +211,54 @@ def test_reserved_concurrency_holds_across_nodes(
     for caller in callers:
         caller.join(timeout=60)
     assert statuses == [200, 200]
+
+
+def warm_on(node: Node, release: Path) -> int:
+    """Start one environment of ``hold`` on ``node`` and wait until the node offers it to the
+    others; the environment's pid."""
+    release.touch()
+    status, _, body = node.call("hold", {"path": str(release)})
+    assert status == 200, body
+    wait_for(lambda: "hold" in node.me()["warm"], lambda: f"{node.name} never offered hold: {node.me()}")
+    return int(json.loads(body)["pid"])
+
+
+@pytest.mark.timeout(120)
+def test_a_node_without_an_idle_environment_forwards_to_one_with_it(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    release = tmp_path / "release"
+    pid = warm_on(b, release)
+    status, _, body = a.call("hold", {"path": str(release)})
+    assert status == 200, body
+    assert json.loads(body)["pid"] == pid  # b's warm environment ran it: no cold start on a
+    assert a.me()["forwarded"] == 1 and b.me()["served"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_forwarded_call_fails_clearly_when_the_node_running_it_dies(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    wait_for(lambda: a.peers() == {"a", "b"}, lambda: f"a sees {a.peers()}")
+    release = tmp_path / "release"
+    warm_on(b, release)
+    release.unlink()  # the next call holds b's environment until the test ends
+    answers: list[tuple[int, str, bytes]] = []
+    caller = threading.Thread(target=lambda: answers.append(a.call("hold", {"path": str(release)})))
+    caller.start()
+    wait_for(lambda: b.me()["served"] == 1, lambda: f"b never got the call: {b.me()}")
+    b.process.send_signal(signal.SIGKILL)
+    b.process.wait(timeout=10)
+    caller.join(timeout=60)
+    release.touch()
+    [(status, _, body)] = answers
+    assert status == 502, body
+    error = json.loads(body)
+    assert "Node b" in error["message"] and "stopped" in error["message"], error
 
 
 @pytest.mark.timeout(180)

@@ -11,6 +11,7 @@ from ..api.keys import DISPATCHER
 from ..engine.scheduler import Scheduler
 from . import nodes
 from .events import ClusterEventQueue
+from .forward import WarmRouter
 from .limits import ClusterLimits
 from .link import ClusterLink
 
@@ -24,6 +25,12 @@ class ClusterNode:
         self.queue = ClusterEventQueue(link, scheduler)
         self.heartbeat = nodes.Heartbeat(link, scheduler)
         self.limits = ClusterLimits(link, self.heartbeat)
+        self.router = WarmRouter(link, scheduler, self.heartbeat)
+        self.heartbeat.details = lambda: {
+            "warm": self.router.warm,
+            "forwarded": self.router.forwarded,
+            "served": self.router.served,
+        }
 
     @classmethod
     async def join(cls, url: str, node: str | None, scheduler: Scheduler) -> ClusterNode:
@@ -33,6 +40,7 @@ class ClusterNode:
         await joined.heartbeat.open()
         await joined.limits.start()
         scheduler.gate = joined.limits
+        scheduler.router = joined.router
         log.info("node %s joined the cluster at %s", link.node, url)
         return joined
 
@@ -44,9 +52,12 @@ class ClusterNode:
     async def listening(self, url: str) -> None:
         self.heartbeat.url = url
         await self.heartbeat.start()
+        self.router.start()
 
     async def leave(self) -> None:
         self.scheduler.gate = None
+        self.scheduler.router = None
+        await self.router.stop()
         await self.limits.stop()
         await self.heartbeat.stop()
         await self.link.close()

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import nats.js.errors
@@ -33,6 +34,7 @@ class Heartbeat:
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._live: set[str] = set()  # nodes with a heartbeat at the last look
+        self.details: Callable[[], dict[str, Any]] = dict  # more of this node's state to publish
 
     def live(self) -> set[str]:
         return self._live
@@ -62,6 +64,7 @@ class Heartbeat:
             "beat_at": time.time(),
             "in_flight": sum(s.in_flight for s in statuses),
             "functions": sorted(s.name for s in statuses),
+            **self.details(),
         }
 
     async def beat(self) -> None:
@@ -114,7 +117,7 @@ HEARTBEAT = web.AppKey("cluster_heartbeat", Heartbeat)
 async def get_cluster(request: web.Request) -> web.Response:
     heartbeat = request.app[HEARTBEAT]
     nodes = await heartbeat.nodes()
-    return web.json_response({"node": heartbeat.link.node, "nodes": nodes})
+    return web.json_response({"node": heartbeat.link.node, "self": heartbeat.record(), "nodes": nodes})
 
 
 def add_routes(app: web.Application, heartbeat: Heartbeat) -> None:

@@ -32,6 +32,7 @@ from . import tracing
 from .admission import Admission, AdmissionGate, FunctionAdmission, ScalingBucket, scale_throttle
 from .deadlines import Deadlines
 from .environment import Environment, EnvState
+from .forwarding import InvocationRouter
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
 from .keepalive import KeepAlivePolicy, make_policy
@@ -154,6 +155,8 @@ class Scheduler(VersionOperations):
         self.admission = Admission(self.settings)
         # Asked before the local admission when set (cluster mode: limits shared by the nodes).
         self.gate: AdmissionGate | None = None
+        # Asked first for an unqualified invocation when set (cluster mode: warm-first routing).
+        self.router: InvocationRouter | None = None
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)  # the server's interpreter
         self.zygotes = Zygotes(self.zygote)
         self.runtimes = Runtimes(self.settings)
@@ -458,6 +461,18 @@ class Scheduler(VersionOperations):
         config = target.config
         # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
+        if self.router is not None and qualifier is None:
+            forwarded = await self.router.forward(
+                fn.name,
+                body,
+                request_id=request_id,
+                client_context=client_context,
+                cognito_identity=cognito_identity,
+                trace_id=trace_id,
+                tenant_id=tenant_id,
+            )
+            if forwarded is not None:
+                return forwarded  # admitted, run and counted by the node that ran it
         gate, ticket = self.gate, None
         try:
             if gate is not None:

@@ -326,3 +326,5 @@ def test_nats_restart_under_load_loses_no_accepted_event(
     )
     print(f"{len(accepted)} accepted, {len(refused)} refused while NATS restarted")
     assert all(node.process.poll() is None for node in nodes)
+    # The heartbeats and their watches came back with NATS.
+    wait_for(lambda: all(node.peers() == {"a", "b"} for node in nodes), lambda: f"{[n.peers() for n in nodes]}")

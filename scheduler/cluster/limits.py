@@ -53,7 +53,7 @@ class Ticket:
 class LiveNodes(Protocol):
     def live(self) -> set[str]: ...
 
-    async def refresh(self) -> None: ...
+    async def alive(self, names: set[str]) -> set[str]: ...
 
 
 def function_key(name: str) -> str:
@@ -117,11 +117,11 @@ class ClusterLimits:
             except nats.js.errors.KeyNotFoundError:
                 counts, revision = {}, None
             live = self._nodes.live() | {me}
-            if not set(counts) <= live:
-                # A node this one has not seen yet (it just joined), or one that died: look
-                # again before its count is ignored, never on a stale list.
-                await self._nodes.refresh()
-                live = self._nodes.live() | {me}
+            strangers = set(counts) - live
+            if strangers:
+                # A node whose heartbeat this one has not seen yet (it just joined), or one that
+                # died: ask the bucket before its count is ignored, never a stale view.
+                live |= await self._nodes.alive(strangers)
             counts = {node: n for node, n in counts.items() if node in live and n > 0}
             if limit is not None and step > 0 and sum(counts.values()) + step > limit:
                 return False

@@ -1,6 +1,11 @@
 """Which nodes are alive: each puts a heartbeat under its name in a KV bucket every
-BEAT_EVERY_S; the bucket's TTL removes the key of a node that stopped beating (killed, cut
-off), so every other node sees it gone within NODE_TTL_S. GET /cluster lists them."""
+BEAT_EVERY_S, and watches the bucket. A node is live while its last heartbeat arrived less
+than NODE_TTL_S ago, so every other node sees a killed or cut-off one gone within NODE_TTL_S
+(the bucket's TTL removes its key too). GET /cluster lists them.
+
+The watch, not a listing of keys: heartbeats rewrite their keys every second, and a listing
+taken while a key is rewritten can miss it. A node that sees none of its own heartbeats for
+NODE_TTL_S (NATS restarted) watches again."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from aiohttp import web
 from nats.js import api
@@ -33,27 +39,57 @@ class Heartbeat:
         self.started_at = time.time()
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
-        self._live: set[str] = set()  # nodes with a heartbeat at the last look
+        # By node: when (loop time) its last heartbeat arrived, and what it said.
+        self._seen: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
         self.details: Callable[[], dict[str, Any]] = dict  # more of this node's state to publish
 
     def live(self) -> set[str]:
-        return self._live
+        now = asyncio.get_running_loop().time()
+        return {node for node, (at, _) in self._seen.items() if now - at < NODE_TTL_S}
 
     async def open(self) -> None:
         self._kv = await self.link.js.create_key_value(api.KeyValueConfig(bucket=NODE_BUCKET, ttl=NODE_TTL_S))
-        await self.refresh()
+        self._watcher = asyncio.ensure_future(self._watch())
 
     async def start(self) -> None:
         """Beat from now on (the node listens: its URL is known)."""
         await self.beat()
         self._task = asyncio.ensure_future(self._run())
 
-    async def refresh(self) -> None:
+    async def alive(self, names: set[str]) -> set[str]:
+        """Which of ``names`` have a heartbeat in the bucket now (asked, not watched: for a
+        decision that must not rest on a heartbeat still on its way)."""
         assert self._kv is not None
-        try:
-            self._live = set(await self._kv.keys())
-        except nats.js.errors.NoKeysError:
-            self._live = set()
+        found = set()
+        for name in names:
+            try:
+                await self._kv.get(name)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            found.add(name)
+        return found
+
+    async def _watch(self) -> None:
+        assert self._kv is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                watcher = await self._kv.watchall()
+                while True:
+                    entry = await watcher.updates(timeout=NODE_TTL_S)  # type: ignore[no-untyped-call]
+                    if entry is None:
+                        continue  # the end of what the bucket held when the watch began
+                    if entry.operation is not None or not entry.value:
+                        self._seen.pop(entry.key, None)  # deleted (a node that stopped) or purged
+                    else:
+                        self._seen[entry.key] = (loop.time(), json.loads(entry.value))
+            except asyncio.CancelledError:
+                raise
+            except (nats.errors.Error, ValueError) as exc:
+                # No heartbeat at all for NODE_TTL_S, not even this node's: watch again.
+                log.debug("heartbeat watch: %s", exc)
+                await asyncio.sleep(0.25)
 
     def record(self) -> dict[str, Any]:
         statuses = list(self.scheduler.functions.values())
@@ -76,34 +112,22 @@ class Heartbeat:
             await asyncio.sleep(BEAT_EVERY_S)
             try:
                 await self.beat()
-                await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - NATS away for a moment: the next beat tries again
                 log.debug("heartbeat: %s", exc)
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        """Every node with a live heartbeat, by name."""
-        assert self._kv is not None
-        try:
-            keys = await self._kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
-        found = []
-        for key in sorted(keys):
-            try:
-                entry = await self._kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                continue  # expired between the listing and the read
-            if entry.value:
-                found.append(json.loads(entry.value))
-        return found
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node with a live heartbeat, by name: its last heartbeat."""
+        live = self.live()
+        return [record for node, (_, record) in sorted(self._seen.items()) if node in live]
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._watcher) if t is not None]
+        self._task = self._watcher = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._kv is not None:
             try:
                 await self._kv.delete(self.link.node)  # leaving: the others see it gone at once
@@ -116,7 +140,7 @@ HEARTBEAT = web.AppKey("cluster_heartbeat", Heartbeat)
 
 async def get_cluster(request: web.Request) -> web.Response:
     heartbeat = request.app[HEARTBEAT]
-    nodes = await heartbeat.nodes()
+    nodes = heartbeat.nodes()
     return web.json_response({"node": heartbeat.link.node, "self": heartbeat.record(), "nodes": nodes})
 
 

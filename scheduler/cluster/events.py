@@ -132,6 +132,10 @@ class ClusterEventQueue(EventQueue):
         subscription = await self.link.js.pull_subscribe_bind(durable=durable, stream=EVENT_STREAM)
         self._pullers[function_name] = asyncio.ensure_future(self._pull(function_name, subscription))
 
+    def holds(self, request_id: str) -> bool:
+        """Whether the event with this request id was pulled by this node (and not finished)."""
+        return request_id in self._messages
+
     # --- accepting ------------------------------------------------------------------------
 
     async def put(self, event: Event) -> None:

@@ -9,7 +9,8 @@ on its node goes to a node that has one, through NATS request/reply.
         X's heartbeat gone, or no answer within the timeout + margin ─► NodeLost (502) to the caller
     the node that accepted runs it through its own Scheduler (its admission, the shared limits)
 
-A forwarded invocation runs where it landed only: it is never forwarded again.
+A forwarded invocation runs where it landed only: it is never forwarded again. Event
+invocations are never forwarded: a node pulls them only when it has room for them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import nats.errors
@@ -74,8 +76,11 @@ def warm_subject(function_name: str) -> str:
 
 
 class WarmRouter:
-    def __init__(self, link: ClusterLink, scheduler: Scheduler, heartbeat: Heartbeat) -> None:
+    def __init__(
+        self, link: ClusterLink, scheduler: Scheduler, heartbeat: Heartbeat, is_event: Callable[[str], bool]
+    ) -> None:
         self.link = link
+        self._is_event = is_event  # a request id the dispatcher runs (pulled from the stream)
         self.scheduler = scheduler
         self.heartbeat = heartbeat
         self._subscriptions: dict[str, Subscription] = {}
@@ -145,8 +150,8 @@ class WarmRouter:
         trace_id: str | None,
         tenant_id: str | None,
     ) -> InvocationResult | None:
-        if request_id is not None and request_id in self._serving:
-            return None  # forwarded here: it runs here
+        if request_id is not None and (request_id in self._serving or self._is_event(request_id)):
+            return None  # forwarded here, or an event pulled here: it runs here
         if self.idle(function_name) > 0 or self.link.nc.is_closed or not self.link.nc.is_connected:
             return None
         inbox = self.link.nc.new_inbox()

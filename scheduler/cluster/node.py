@@ -25,7 +25,7 @@ class ClusterNode:
         self.queue = ClusterEventQueue(link, scheduler)
         self.heartbeat = nodes.Heartbeat(link, scheduler)
         self.limits = ClusterLimits(link, self.heartbeat)
-        self.router = WarmRouter(link, scheduler, self.heartbeat)
+        self.router = WarmRouter(link, scheduler, self.heartbeat, self.queue.holds)
         self.heartbeat.details = lambda: {
             "warm": self.router.warm,
             "forwarded": self.router.forwarded,

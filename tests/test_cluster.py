@@ -328,3 +328,45 @@ def test_nats_restart_under_load_loses_no_accepted_event(
     assert all(node.process.poll() is None for node in nodes)
     # The heartbeats and their watches came back with NATS.
     wait_for(lambda: all(node.peers() == {"a", "b"} for node in nodes), lambda: f"{[n.peers() for n in nodes]}")
+
+
+@pytest.mark.timeout(180)
+def test_a_node_joining_and_one_leaving_under_load_lose_no_event(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    trace = shared_file(tmp_path / "trace")
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def stream(node: Node) -> None:
+        while not stop.is_set():
+            try:
+                status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
+            except OSError:
+                return  # the node left under the request: that event was never accepted
+            if status == 202:
+                accepted.append(rid)
+
+    senders = [threading.Thread(target=stream, args=(node,)) for node in (a, b)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+        (c,) = start_nodes(folder, started, nats, tmp_path, "c")  # joins while events arrive
+        joined = len(accepted)
+        wait_for(lambda: len(accepted) >= joined + 10, lambda: f"only {len(accepted)} accepted")
+        assert b.stop() == 0  # leaves while events arrive: what it held goes back to the stream
+        left = len(accepted)
+        wait_for(lambda: len(accepted) >= left + 10, lambda: f"only {len(accepted)} accepted")
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=60)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    wait_for(lambda: a.peers() == {"a", "c"} == c.peers(), lambda: f"a sees {a.peers()}, c {c.peers()}")

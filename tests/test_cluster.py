@@ -149,6 +149,10 @@ def test_nodes_see_each_other_and_notice_one_killed(
     folder, started = cluster_folder
     a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
     wait_for(lambda: a.peers() == {"a", "b", "c"}, lambda: f"a sees {a.peers()}")
+    with urllib.request.urlopen(f"{b.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'lambda_async_events_received_total{node="b"}' in metrics
+    assert all('node="b"' in line for line in metrics.splitlines() if line.startswith("lambda_"))
     listed = {n["node"]: n for n in a.cluster()["nodes"]}
     assert listed["b"]["url"] == b.url and "work" in listed["b"]["functions"]
     assert b.cluster()["node"] == "b"

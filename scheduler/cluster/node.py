@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from ..api.keys import DISPATCHER
+from ..api.observability import OBSERVABILITY
 from ..engine.scheduler import Scheduler
 from . import nodes
 from .events import ClusterEventQueue
@@ -48,6 +49,9 @@ class ClusterNode:
         """After init_app (made with ``event_queue=self.queue``): size pulls by its dispatcher."""
         self.queue.bind(app[DISPATCHER])
         nodes.add_routes(app, self.heartbeat)
+        metrics = app[OBSERVABILITY].metrics
+        if metrics is not None:
+            metrics.const_labels["node"] = self.link.node  # one Prometheus tells the nodes apart
 
     async def listening(self, url: str) -> None:
         self.heartbeat.url = url

@@ -28,6 +28,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from ..engine.scheduler import Scheduler
+from ..errors import SchedulerError
 from ..events.model import Event, EventState
 from ..events.queue import EventQueue
 from . import codec
@@ -49,6 +50,11 @@ PROGRESS_EVERY_S = ACK_WAIT_MIN_S / 3
 # Accepted events the stream keeps, at most, for how long: Lambda's maximum event age.
 STREAM_MAX_AGE_S = 6 * 3600.0
 DEDUPE_WINDOW_S = 120.0
+
+
+class EventStoreUnavailable(SchedulerError):
+    code = "ServiceException"
+    status = 503
 
 
 class Room(Protocol):
@@ -149,12 +155,16 @@ class ClusterEventQueue(EventQueue):
             await self.follow(event.function_name)  # made on this node after the start
 
     async def _publish(self, event: Event) -> None:
-        await self.link.js.publish(
-            event_subject(event.function_name),
-            codec.encode(event),
-            stream=EVENT_STREAM,
-            headers={"Nats-Msg-Id": codec.message_id(event)},
-        )
+        try:
+            await self.link.js.publish(
+                event_subject(event.function_name),
+                codec.encode(event),
+                stream=EVENT_STREAM,
+                headers={"Nats-Msg-Id": codec.message_id(event)},
+            )
+        except (TimeoutError, nats.errors.Error) as exc:
+            # Not acknowledged: not accepted. The caller may send it again (a 503 it retries).
+            raise EventStoreUnavailable(f"The event store (NATS JetStream) did not accept the event: {exc}") from None
 
     # --- pulling --------------------------------------------------------------------------
 
@@ -253,8 +263,19 @@ class ClusterEventQueue(EventQueue):
         event.due = time.time() + delay_s
         event.state = EventState.RETRYING if event.attempts or not throttled else EventState.PENDING
         await self.store.save(event)
-        await self._publish(event)  # the new counts first: a crash between the two runs it again
-        await self._settle(event)
+        try:
+            await self._publish(event)  # the new counts first: a crash between the two runs it again
+        except EventStoreUnavailable as exc:
+            # NATS away: hand the message back to be delivered after the delay; this attempt's
+            # counts are lost with it (it may be retried once more than configured).
+            log.warning("event %s: %s; delivered again with its previous counts", event.request_id, exc)
+            self._unhold(event)
+            msg = self._messages.pop(event.request_id, None)
+            if msg is not None:
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=delay_s)
+        else:
+            await self._settle(event)
         if throttled:
             self.throttle_retries += 1
         else:

@@ -370,3 +370,63 @@ def test_a_node_joining_and_one_leaving_under_load_lose_no_event(
         timeout=120,
     )
     wait_for(lambda: a.peers() == {"a", "c"} == c.peers(), lambda: f"a sees {a.peers()}, c {c.peers()}")
+
+
+class _Everyone:
+    """Every node of the ledger test is alive (the liveness source, not the transport, is set)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def live(self) -> set[str]:
+        return self.names
+
+    async def alive(self, names: set[str]) -> set[str]:
+        return names & self.names
+
+
+@pytest.mark.timeout(120)
+async def test_the_ledger_never_admits_over_the_limit_under_contention(nats: NatsServer) -> None:
+    """Three nodes' ledgers, 10 callers each, on a limit of 4: at no moment do more than 4 hold
+    a slot, however the compare-and-set races fall; every slot is given back."""
+    import asyncio
+
+    from scheduler.cluster.limits import ClusterLimits, Ticket
+    from scheduler.cluster.link import ClusterLink
+    from scheduler.errors import Throttled
+
+    names = {"a", "b", "c"}
+    links = [await ClusterLink.connect(nats.url, name) for name in sorted(names)]
+    ledgers = [ClusterLimits(link, _Everyone(names)) for link in links]
+    for ledger in ledgers:
+        await ledger.start()
+    holding, most, admitted, throttled = 0, 0, 0, 0
+
+    async def caller(ledger: ClusterLimits) -> None:
+        nonlocal holding, most, admitted, throttled
+        for _ in range(5):
+            try:
+                ticket = await ledger.enter("f", 4, 1000)
+            except Throttled:
+                throttled += 1
+                continue
+            assert isinstance(ticket, Ticket)
+            holding += 1
+            most = max(most, holding)
+            admitted += 1
+            await asyncio.sleep(0.01)  # hold the slot while others try to take one
+            holding -= 1
+            ledger.leave(ticket)
+
+    try:
+        await asyncio.gather(*(caller(ledger) for ledger in ledgers for _ in range(10)))
+        for ledger in ledgers:
+            await ledger.stop()
+        print(f"admitted {admitted}, throttled {throttled}, most at once {most}, "
+              f"CAS conflicts {sum(lg.conflicts for lg in ledgers)}")  # fmt: skip
+        assert most <= 4 and admitted > 0 and throttled > 0
+        kv = await links[0].js.key_value("lambda_limits")
+        assert json.loads((await kv.get("fn.f")).value or b"{}") == {}  # every slot given back
+    finally:
+        for link in links:
+            await link.close()

@@ -430,3 +430,54 @@ async def test_the_ledger_never_admits_over_the_limit_under_contention(nats: Nat
     finally:
         for link in links:
             await link.close()
+
+
+def _zip(source: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+@pytest.mark.timeout(120)
+def test_functions_created_updated_and_deleted_on_one_node_are_served_by_the_others(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    folder, started = cluster_folder
+    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+
+    def client(node: Node) -> Any:
+        return boto3.client(
+            "lambda", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id="x",
+            aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}),
+        )  # fmt: skip
+
+    def answer(node: Node) -> Any:
+        status, _, body = node.call("made", {})
+        return json.loads(body) if status == 200 else status
+
+    client(a).create_function(
+        FunctionName="made", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
+        Code={"ZipFile": _zip("def handler(event, context):\n    return 'v1'\n")}, Timeout=7,
+        Environment={"Variables": {"COLOUR": "blue"}},
+    )  # fmt: skip
+    wait_for(lambda: answer(b) == "v1" and answer(c) == "v1", lambda: f"b answers {answer(b)}, c {answer(c)}")
+    found = client(c).get_function_configuration(FunctionName="made")
+    assert found["Timeout"] == 7 and found["Environment"]["Variables"] == {"COLOUR": "blue"}
+
+    client(b).update_function_code(FunctionName="made", ZipFile=_zip("def handler(event, context):\n    return 'v2'\n"))
+    wait_for(lambda: answer(a) == "v2" and answer(c) == "v2", lambda: f"a answers {answer(a)}, c {answer(c)}")
+    client(c).update_function_configuration(FunctionName="made", Timeout=9)
+    wait_for(
+        lambda: client(a).get_function_configuration(FunctionName="made")["Timeout"] == 9,
+        lambda: "a never saw the new timeout",
+    )
+
+    client(a).delete_function(FunctionName="made")
+    wait_for(lambda: answer(b) == 404 and answer(c) == 404, lambda: f"b answers {answer(b)}, c {answer(c)}")

@@ -15,6 +15,7 @@ from .events import ClusterEventQueue
 from .forward import WarmRouter
 from .limits import ClusterLimits
 from .link import ClusterLink
+from .registry import Registry
 
 log = logging.getLogger("lambda_scheduler.cluster")
 
@@ -26,6 +27,7 @@ class ClusterNode:
         self.queue = ClusterEventQueue(link, scheduler)
         self.heartbeat = nodes.Heartbeat(link, scheduler)
         self.limits = ClusterLimits(link, self.heartbeat)
+        self.registry = Registry(link, scheduler)
         self.router = WarmRouter(link, scheduler, self.heartbeat, self.queue.holds)
         self.heartbeat.details = lambda: {
             "warm": self.router.warm,
@@ -40,6 +42,7 @@ class ClusterNode:
         joined = cls(link, scheduler)
         await joined.heartbeat.open()
         await joined.limits.start()
+        await joined.registry.open()
         scheduler.gate = joined.limits
         scheduler.router = joined.router
         log.info("node %s joined the cluster at %s", link.node, url)
@@ -49,6 +52,7 @@ class ClusterNode:
         """After init_app (made with ``event_queue=self.queue``): size pulls by its dispatcher."""
         self.queue.bind(app[DISPATCHER])
         nodes.add_routes(app, self.heartbeat)
+        app.middlewares.append(self.registry.middleware)  # innermost: sees each answer as sent
         metrics = app[OBSERVABILITY].metrics
         if metrics is not None:
             metrics.const_labels["node"] = self.link.node  # one Prometheus tells the nodes apart
@@ -57,11 +61,13 @@ class ClusterNode:
         self.heartbeat.url = url
         await self.heartbeat.start()
         self.router.start()
+        self.registry.start(url)
 
     async def leave(self) -> None:
         self.scheduler.gate = None
         self.scheduler.router = None
         await self.router.stop()
+        await self.registry.stop()
         await self.limits.stop()
         await self.heartbeat.stop()
         await self.link.close()

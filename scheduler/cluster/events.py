@@ -60,6 +60,8 @@ class EventStoreUnavailable(SchedulerError):
 class Room(Protocol):
     def room(self, function_name: str) -> int: ...
 
+    def free_slots(self) -> int: ...
+
 
 def ack_wait_for(timeout_s: float) -> float:
     return min(ACK_WAIT_MAX_S, max(ACK_WAIT_MIN_S, timeout_s + ACK_MARGIN_S))
@@ -75,6 +77,7 @@ class ClusterEventQueue(EventQueue):
         self.link = link
         self.scheduler = scheduler
         self._room: Callable[[str], int] = lambda _name: 0
+        self._free_slots: Callable[[], int] = lambda: 0
         self._messages: dict[str, Msg] = {}  # by request id: the message each held event came in
         self._held: dict[str, set[str]] = {}  # by function: pulled, not yet started
         self._pullers: dict[str, asyncio.Task[None]] = {}
@@ -84,6 +87,7 @@ class ClusterEventQueue(EventQueue):
     def bind(self, dispatcher: Room) -> None:
         """The dispatcher whose room each fetch is sized by (it is made after the queue)."""
         self._room = dispatcher.room
+        self._free_slots = dispatcher.free_slots
 
     # --- life -----------------------------------------------------------------------------
 
@@ -169,7 +173,11 @@ class ClusterEventQueue(EventQueue):
     # --- pulling --------------------------------------------------------------------------
 
     def _wanted(self, function_name: str) -> int:
-        return min(FETCH_MAX, self._room(function_name) - len(self._held.get(function_name, ())))
+        """The function's room, and the dispatcher's free delivery slots, less what this node
+        already holds and has not started: what it could start now, no more."""
+        held_here = len(self._held.get(function_name, ()))
+        held_all = sum(len(held) for held in self._held.values())
+        return min(FETCH_MAX, self._room(function_name) - held_here, self._free_slots() - held_all)
 
     async def _pull(self, function_name: str, subscription: object) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]

@@ -477,6 +477,9 @@ class Scheduler(VersionOperations):
         try:
             if gate is not None:
                 ticket = await gate.enter(fn.name, fn.admission.reserved, self.admission.unreserved_capacity)
+                if self._closing:  # the stop began while the gate was asked: admit nothing now
+                    gate.leave(ticket)
+                    raise SchedulerClosed()
             unreserved = self.admission.admit(fn.admission)
         except Throttled as exc:
             if gate is not None:

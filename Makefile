@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean prometheus
+.PHONY: run test bench lint clean prometheus cluster
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ prometheus:
 	else \
 		echo "note: prometheus is not installed (apt-get install prometheus, as root); tests/test_dashboard.py will be skipped"; \
 	fi
+
+# Cluster mode on one machine: nats-server -js and two nodes on the examples (NODE_PORTS).
+# Ctrl-C stops all three. Needs Debian's nats-server (apt-get install nats-server).
+NATS_PORT ?= 4222
+NODE_PORTS ?= 9001 9002
+NATS_SERVER ?= $(shell command -v nats-server || echo /usr/sbin/nats-server)
+cluster: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[cluster]'
+	@store=$$(mktemp -d); trap 'kill 0; rm -rf "$$store"' INT TERM EXIT; \
+	$(NATS_SERVER) -js -a 127.0.0.1 -p $(NATS_PORT) -sd "$$store/js" & \
+	$(BIN)/python -c "import socket, time; \
+	exec('while True:\n try: socket.create_connection((\'127.0.0.1\', $(NATS_PORT))).close(); break\n except OSError: time.sleep(0.1)')"; \
+	n=0; for port in $(NODE_PORTS); do n=$$((n + 1)); \
+		$(BIN)/lambda-scheduler serve --port $$port --cluster nats://127.0.0.1:$(NATS_PORT) \
+			--node-name node$$n --data-dir "$$store/node$$n" & \
+	done; wait
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -340,6 +340,16 @@ SETTINGS = (
         "comma-separated web origins (http://localhost:3000) whose pages may call the API, with CORS; "
         "requests from any other Origin are refused",
     ),
+    Setting(
+        "--cluster",
+        "server",
+        "cluster",
+        str,
+        "nats://HOST:PORT of a nats-server -js: nodes share Event invocations (a JetStream stream) "
+        "and see each other (GET /cluster); without it the node serves alone with its SQLite store",
+        unset="alone",
+    ),
+    Setting("--node-name", "server", "node_name", str, "this node's name in the cluster", unset="host-pid"),
 )
 
 

@@ -422,6 +422,11 @@ def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(origins)
 
 
+_CLUSTER_URL = re.compile(r"^(nats|tls)://[^\s/]+(:\d+)?/?(,(nats|tls)://[^\s/]+(:\d+)?/?)*$")
+# A node name is a key in a NATS KV bucket and part of subjects: no dots, no wildcards.
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     """Settings of the HTTP server (``lambda-scheduler serve``) around a Scheduler.
@@ -477,9 +482,18 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     # Web origins (scheme://host[:port]) whose pages may call the API, answered with CORS.
     allowed_origins: tuple[str, ...] = ()
+    # Cluster mode (scheduler/cluster/): the NATS server (JetStream enabled) through which
+    # nodes share Event invocations and heartbeats; None serves alone, with the SQLite store.
+    cluster: str | None = None
+    # This node's name in the cluster (heartbeats, GET /cluster); None: host name and pid.
+    node_name: str | None = None
 
     def __post_init__(self) -> None:
         _int_between("port", self.port, 0, 65535)
+        if self.cluster is not None and not _CLUSTER_URL.match(self.cluster):
+            raise ConfigError("cluster", f"expected nats://HOST:PORT (or tls://), got {self.cluster!r}")
+        if self.node_name is not None and not _NODE_NAME.match(self.node_name):
+            raise ConfigError("node_name", f"must be 1-64 letters, digits, '-' or '_', got {self.node_name!r}")
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError("host", f"must be a host name or address, got {self.host!r}")
         delays = tuple(self.event_retry_delays_s)

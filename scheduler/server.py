@@ -3,6 +3,7 @@
     cli.py ─► load_template ─► serve(): Scheduler + init_app ─► aiohttp site on host:port
                                   prints the URL when ready; SIGTERM / SIGINT ─► graceful stop
                                   --watch: watch.py reloads a function whose code changed
+                                  --cluster: events on JetStream, heartbeats (scheduler/cluster/)
 
 A stop closes the listening socket, stops the event dispatcher taking events, gives in-flight
 invocations one drain budget, then ends the rest (the Scheduler shuts every environment down and
@@ -144,12 +145,20 @@ async def serve(
         config=settings_for(template, scheduler_config, data_dir),
         after_start=template.publish,
     )
+    cluster = None
+    if server_config.cluster is not None:
+        from .cluster.node import ClusterNode  # nats-py: needed only in cluster mode
+
+        cluster = await ClusterNode.join(server_config.cluster, server_config.node_name, scheduler)
     app = init_app(
         scheduler,
         server_config,
         event_configs=template.event_configs_by_qualifier(),
         dead_letters=template.dead_letters,
+        event_queue=None if cluster is None else cluster.queue,
     )
+    if cluster is not None:
+        cluster.attach(app)
     access_log = logging.getLogger("aiohttp.access") if server_config.log_level == "debug" else None
     runner = make_runner(app, server_config, shutdown_timeout=HTTP_SHUTDOWN_S, access_log=access_log)
     stop = asyncio.Event()
@@ -164,6 +173,8 @@ async def serve(
         await start_site(runner, server_config)
         if watcher is not None:
             watcher.start()
+        if cluster is not None:
+            await cluster.listening(url_of(runner, server_config.host))
         ready(url_of(runner, server_config.host))
         await stop.wait()
         log_writer.flush_installed()  # what was logged before the signal reaches the sink now
@@ -180,6 +191,8 @@ async def serve(
             watcher.close()
         await runner.cleanup()
         await scheduler.stop(drain_timeout=0)  # in case setup failed before the application owned it
+        if cluster is not None:
+            await cluster.leave()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 

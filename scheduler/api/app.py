@@ -45,12 +45,13 @@ def init_app(
     *,
     event_configs: Mapping[str, EventInvokeConfig] | None = None,
     event_store: EventStore | None = None,
+    event_queue: EventQueue | None = None,
     dead_letters: Mapping[str, str] | None = None,
 ) -> web.Application:
     """The Lambda API over ``scheduler``. ``event_configs`` and ``dead_letters`` (function →
     DeadLetterConfig.TargetArn) are initial per-function Event settings (from a template);
     ``event_store`` replaces the store ``settings.data_dir`` chooses (SQLite there; in memory
-    without one)."""
+    without one); ``event_queue`` replaces the queue itself (a cluster node's, on JetStream)."""
     settings = settings or ServerConfig()
     # Bodies are read by params.read_body under each operation's own limit; this only keeps
     # aiohttp's default (1 MiB) out of the way.
@@ -61,7 +62,10 @@ def init_app(
     add_cors(app, settings)
     app[REFUSALS] = refusals
     data_dir = None if settings.data_dir is None else Path(settings.data_dir).resolve()
-    queue = EventQueue(event_store if event_store is not None else _store(data_dir))
+    if event_queue is not None:
+        queue = event_queue
+    else:
+        queue = EventQueue(event_store if event_store is not None else _store(data_dir))
     app[SCHEDULER] = scheduler
     app[SETTINGS] = settings
     app[STATE] = ServerState()

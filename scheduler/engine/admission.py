@@ -9,10 +9,20 @@ loop, so no lock is needed and no invocation can slip past a limit.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from .. import errors
 from ..config import SchedulerConfig
 from ..errors import InvalidParameterValue, Throttled
+
+
+class AdmissionGate(Protocol):
+    """A limit kept outside this process (a cluster's shared ledger), asked before the local
+    admission: ``enter`` raises Throttled or returns a ticket that ``leave`` hands back."""
+
+    async def enter(self, function_name: str, reserved: int | None, unreserved_capacity: int) -> object: ...
+
+    def leave(self, ticket: object) -> None: ...
 
 
 class ScalingBucket:

@@ -29,9 +29,10 @@ from .. import arn
 from ..config import SUPPORTED_RUNTIMES, FunctionConfig, SchedulerConfig
 from ..errors import FunctionNotFound, RequestTooLarge, ResourceConflict, SchedulerClosed, Throttled
 from . import tracing
-from .admission import Admission, FunctionAdmission, ScalingBucket, scale_throttle
+from .admission import Admission, AdmissionGate, FunctionAdmission, ScalingBucket, scale_throttle
 from .deadlines import Deadlines
 from .environment import Environment, EnvState
+from .forwarding import InvocationRouter
 from .invocation import Invocation, InvocationResult
 from .isolation.manager import Isolation
 from .keepalive import KeepAlivePolicy, make_policy
@@ -153,6 +154,10 @@ class Scheduler(VersionOperations):
         # configuration; ``keep_alive_policy`` replaces the configured one (tests, experiments).
         self.keep_alive = keep_alive_policy or make_policy(self.settings.keep_alive, self.settings.idle_ttl_s)
         self.admission = Admission(self.settings)
+        # Asked before the local admission when set (cluster mode: limits shared by the nodes).
+        self.gate: AdmissionGate | None = None
+        # Asked first for an unqualified invocation when set (cluster mode: warm-first routing).
+        self.router: InvocationRouter | None = None
         self.zygote = ZygoteClient(self.settings.python, self.settings.preload)  # the server's interpreter
         self.zygotes = Zygotes(self.zygote)
         self.runtimes = Runtimes(self.settings)
@@ -457,9 +462,29 @@ class Scheduler(VersionOperations):
         config = target.config
         # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
+        if self.router is not None and qualifier is None:
+            forwarded = await self.router.forward(
+                fn.name,
+                body,
+                request_id=request_id,
+                client_context=client_context,
+                cognito_identity=cognito_identity,
+                trace_id=trace_id,
+                tenant_id=tenant_id,
+            )
+            if forwarded is not None:
+                return forwarded  # admitted, run and counted by the node that ran it
+        gate, ticket = self.gate, None
         try:
+            if gate is not None:
+                ticket = await gate.enter(fn.name, fn.admission.reserved, self.admission.unreserved_capacity)
+                if self._closing:  # the stop began while the gate was asked: admit nothing now
+                    gate.leave(ticket)
+                    raise SchedulerClosed()
             unreserved = self.admission.admit(fn.admission)
         except Throttled as exc:
+            if gate is not None:
+                gate.leave(ticket)
             self.observers.throttled(fn.name, exc.reason)
             raise
         inv = Invocation(
@@ -485,6 +510,8 @@ class Scheduler(VersionOperations):
                 raise SchedulerClosed("The server stopped before the invocation finished.")
         finally:
             self.admission.release(fn.admission, unreserved)
+            if gate is not None:
+                gate.leave(ticket)
             self._freed.set()  # wakes every waiter of capacity_freed; clearing keeps later ones waiting
             self._freed.clear()
             if self._closing and not self.admission.in_flight:

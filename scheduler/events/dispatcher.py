@@ -149,17 +149,25 @@ class EventDispatcher:
             if take is not None:
                 take.cancel()
 
-    def _room(self, function_name: str) -> int:
-        """Invocations of the function that may start now."""
+    def room(self, function_name: str) -> int:
+        """Invocations of the function that may start now (a cluster node pulls no more)."""
+        if self._runner is None:
+            return 0  # halted (or not started): nothing starts
         fn = self.scheduler.functions.get(function_name)
         if fn is None or fn.reserved == 0:
             return _NO_LIMIT  # the attempt gives it up at once (deleted, or reserved 0)
         return self.scheduler.capacity(function_name) - self._starting.get(function_name, 0)
 
+    def free_slots(self) -> int:
+        """Events that may still be taken before the delivery limit (event_concurrency) is reached."""
+        if self._runner is None:
+            return 0
+        return self.settings.event_concurrency - len(self._deliveries) - self._parked_count
+
     def _start_what_fits(self) -> None:
         for name in list(self._parked):
             waiting = self._parked[name]
-            room = self._room(name)
+            room = self.room(name)
             while waiting and room > 0 and len(self._deliveries) < self.settings.event_concurrency:
                 self._start(waiting.popleft())
                 self._parked_count -= 1

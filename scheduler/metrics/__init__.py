@@ -68,7 +68,9 @@ class Metrics:
         self.registry.register(LogWriterCollector())
         # The scheduler process's own CPU, memory and file descriptors.
         ProcessCollector(namespace="lambda_scheduler", registry=self.registry)
+        # Labels on every sample: a cluster node sets {"node": its name}.
+        self.const_labels: dict[str, str] = {}
 
     def render(self) -> bytes:
         """The exposition text. Call it on the event loop: the collectors read live state."""
-        return render(self.registry)
+        return render(self.registry, self.const_labels)

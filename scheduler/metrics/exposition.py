@@ -33,7 +33,9 @@ _KINDS = {
 _OPENMETRICS_ONLY = ("_created", "_gsum", "_gcount")
 
 
-def render(registry: CollectorRegistry) -> bytes:
+def render(registry: CollectorRegistry, const_labels: Mapping[str, str] | None = None) -> bytes:
+    """``const_labels`` are added to every sample this writer writes (a cluster node's
+    ``node``), first, so one Prometheus can tell the nodes apart."""
     out: list[str] = []
     for family in registry.collect():
         kind = _KINDS.get(family.type)
@@ -42,14 +44,15 @@ def render(registry: CollectorRegistry) -> bytes:
             continue
         name = family.name + kind[0]
         out.append(f"# HELP {name} {_help(family.documentation)}\n# TYPE {name} {kind[1]}\n")
-        out.extend(_lines(family))
+        out.extend(_lines(family, const_labels or {}))
     return "".join(out).encode()
 
 
-def _lines(family: Metric) -> Iterator[str]:
+def _lines(family: Metric, const_labels: Mapping[str, str]) -> Iterator[str]:
     for sample in family.samples:
-        if sample.labels:
-            yield f"{sample.name}{{{_labels(sample.labels)}}} {_value(sample.value)}\n"
+        labels = {**const_labels, **sample.labels} if const_labels else sample.labels
+        if labels:
+            yield f"{sample.name}{{{_labels(labels)}}} {_value(sample.value)}\n"
         else:
             yield f"{sample.name} {_value(sample.value)}\n"
 

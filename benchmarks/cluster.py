@@ -1,0 +1,220 @@
+"""Cluster mode: throughput and latency with 1, 2 and 3 nodes sharing one nats-server, the cost
+of a forwarded (warm-first) invocation, and a single node with and without --cluster.
+
+    python benchmarks/cluster.py [--requests 2000] [--concurrency 32]
+        ─► prints a table, writes benchmarks/results/cluster.json
+
+Every node is a real ``lambda-scheduler serve --cluster`` process on 127.0.0.1, and the NATS
+server a real ``nats-server -js`` with a temporary store. One aiohttp client in this process
+spreads synchronous invocations (and then Event invocations) round-robin over the nodes, with
+``concurrency`` requests in flight. On a 2-core machine the nodes, nats-server and the client
+share the two cores: more nodes cannot add CPU here, so the 2- and 3-node rows show what the
+cluster costs, not what it would gain on machines of their own (benchmarks/notes/cluster.md).
+
+The forwarded cost: node b holds the function's only warm environment; the same sequential
+calls go through b (run locally) and through a (forwarded to b over NATS request/reply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.natsd import NatsServer  # the same server the tests start
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cluster.json"
+HANDLERS = Path(__file__).resolve().parent / "handlers"
+COMMAND = str(Path(sys.executable).with_name("lambda-scheduler"))
+TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Noop:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: noop, Runtime: python3.11, CodeUri: {code}, Handler: bench.noop, Timeout: 10}}
+"""
+
+
+class Node:
+    def __init__(self, folder: Path, name: str, nats_url: str | None) -> None:
+        args = [COMMAND, "serve", str(folder / "template.yaml"), "--port", "0", "--log-level", "warning"]
+        args += ["--data-dir", str(folder / f"data-{name}")]
+        if nats_url is not None:
+            args += ["--cluster", nats_url, "--node-name", name]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDA_SCHEDULER_")}
+        env["PYTHONPATH"] = str(ROOT)
+        self.log = open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the node
+        self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self.log)
+        self.url = self._url()
+
+    def _url(self) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not select.select([self.process.stdout], [], [], 1.0)[0]:
+                continue
+            found = re.search(r" at (http://\S+)$", self.process.stdout.readline().decode().strip())
+            if found:
+                return found.group(1)
+        raise RuntimeError("a node printed no URL")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def _ms(latencies: list[float]) -> dict[str, float]:
+    latencies = sorted(latencies)
+    return {
+        "p50": round(latencies[len(latencies) // 2] * 1000, 3),
+        "p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
+        "mean": round(statistics.fmean(latencies) * 1000, 3),
+    }
+
+
+async def _drive(urls: list[str], requests: int, concurrency: int, kind: str) -> dict[str, Any]:
+    """``requests`` invocations of noop spread round-robin over ``urls``."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(requests))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for i in counter:
+            url = f"{urls[i % len(urls)]}/2015-03-31/functions/noop/invocations"
+            began = time.perf_counter()
+            async with session.post(url, data=b"{}", headers={"X-Amz-Invocation-Type": kind}) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - began)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {"per_s": round(requests / elapsed, 1), "latency_ms": _ms(latencies), "statuses": statuses}
+
+
+async def _sequential(url: str, calls: int) -> list[float]:
+    latencies = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(calls):
+            began = time.perf_counter()
+            async with session.post(f"{url}/2015-03-31/functions/noop/invocations", data=b"{}") as response:
+                await response.read()
+                assert response.status == 200, response.status
+            latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def _get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _cluster_state(url: str) -> dict[str, Any]:
+    return _get(f"{url}/cluster")["self"]  # type: ignore[no-any-return]
+
+
+def _wait_events_ran(urls: list[str], count: int, began: float) -> float:
+    """Seconds from ``began`` until the nodes together ran ``count`` events (the stream is
+    empty again before the next row)."""
+    deadline = time.monotonic() + 300
+    while sum(_get(f"{u}/health")["events"]["succeeded"] for u in urls) < count:
+        assert time.monotonic() < deadline, "events never ran"
+        time.sleep(0.02)
+    return time.perf_counter() - began
+
+
+def run(requests: int, concurrency: int, calls: int) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="cluster-bench-", dir=os.environ.get("TMPDIR")))
+    (folder / "template.yaml").write_text(TEMPLATE.format(code=HANDLERS))
+    rows: list[dict[str, Any]] = []
+    nats = NatsServer()
+    try:
+        for count, cluster in ((1, False), (1, True), (2, True), (3, True)):
+            nodes = [Node(folder, f"n{count}{i}", nats.url if cluster else None) for i in range(count)]
+            try:
+                urls = [n.url for n in nodes]
+                asyncio.run(_drive(urls, min(requests, 50), concurrency, "RequestResponse"))  # warm up
+                for kind in ("RequestResponse", "Event"):
+                    began = time.perf_counter()
+                    row = asyncio.run(_drive(urls, requests, concurrency, kind))
+                    if kind == "Event":
+                        row["ran_per_s"] = round(requests / _wait_events_ran(urls, requests, began), 1)
+                    rows.append({"nodes": count, "cluster": cluster, "kind": kind, **row})
+                    print(json.dumps(rows[-1]))
+            finally:
+                for node in nodes:
+                    node.close()
+        a, b = Node(folder, "fa", nats.url), Node(folder, "fb", nats.url)
+        try:
+            asyncio.run(_sequential(b.url, 1))  # b's environment: the only warm one
+            deadline = time.monotonic() + 30
+            while "noop" not in _cluster_state(b.url)["warm"]:
+                assert time.monotonic() < deadline, "b never offered noop"
+                time.sleep(0.05)
+            local = asyncio.run(_sequential(b.url, calls))
+            forwarded = asyncio.run(_sequential(a.url, calls))
+            forward = {
+                "local_ms": _ms(local),
+                "forwarded_ms": _ms(forwarded),
+                "forwarded_count": _cluster_state(a.url)["forwarded"],
+            }
+            print(json.dumps(forward))
+        finally:
+            a.close()
+            b.close()
+    finally:
+        nats.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"requests": requests, "concurrency": concurrency, "rows": rows, "forward": forward}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--calls", type=int, default=500, help="sequential calls for the forwarded cost")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    os.environ.setdefault("TMPDIR", str(ROOT / ".tmp"))
+    Path(os.environ["TMPDIR"]).mkdir(exist_ok=True)
+    result = run(args.requests, args.concurrency, args.calls)
+    print(f"{'nodes':>5} {'cluster':>7} {'kind':>15} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for row in result["rows"]:
+        latency = row["latency_ms"]
+        print(
+            f"{row['nodes']:>5} {row['cluster']!s:>7} {row['kind']:>15} {row['per_s']:>9} "
+            f"{latency['p50']:>8} {latency['p99']:>8}"
+        )
+    forward = result["forward"]
+    print(f"forwarded call p50 {forward['forwarded_ms']['p50']} ms against local {forward['local_ms']['p50']} ms")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

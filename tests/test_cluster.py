@@ -1,0 +1,483 @@
+"""Cluster mode with a real ``nats-server -js``: ``serve --cluster`` nodes as subprocesses that
+share accepted Event invocations (a JetStream stream) and see each other (GET /cluster). Events
+accepted anywhere run once somewhere; a node killed with ``kill -9`` loses none of them; a NATS
+restart under load loses no event that was answered 202."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import FUNCTIONS
+from .natsd import NatsServer
+from .procs import wait_gone, zygote_family
+from .serving import Server
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.11
+    CodeUri: {code}
+    Timeout: 3
+Resources:
+  Work:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: work, Handler: api.record_then_sleep}}
+  Narrow:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: narrow, Handler: api.record_then_sleep, ReservedConcurrentExecutions: 1}}
+  Pair:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: pair, Handler: basic.wait_for_file, Timeout: 60, ReservedConcurrentExecutions: 2}}
+  Hold:
+    Type: AWS::Serverless::Function
+    Properties: {{FunctionName: hold, Handler: basic.wait_for_file, Timeout: 60}}
+"""
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def shared_file(path: Path) -> Path:
+    path.touch(mode=0o666)
+    path.chmod(0o666)
+    return path
+
+
+def wait_for(condition: Any, what: Any, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail with ``what()`` after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
+class Node(Server):
+    """One ``serve --cluster`` node on the test's template, with a data dir of its own."""
+
+    def __init__(self, folder: Path, nats_url: str, name: str, shared: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_SCHEDULER_", "AWS_"))}
+        data = folder / f"data-{name}"
+        args = [
+            str(folder / "template.yaml"), "--port", "0", "--data-dir", str(data),
+            "--shared-paths", str(shared), "--log-level", "warning",
+            "--event-retry-delays", "0.05", "--event-throttle-backoff", "0.05,0.2",
+            "--cluster", nats_url, "--node-name", name,
+        ]  # fmt: skip
+        self.name = name
+        super().__init__(args, env, folder / f"serve-{name}-{time.monotonic_ns()}.log")
+
+    def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:
+        status, rid, _ = self.call(function, body, kind)
+        return status, rid
+
+    def call(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str, bytes]:
+        request = urllib.request.Request(
+            f"{self.url}/2015-03-31/functions/{function}/invocations",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"X-Amz-Invocation-Type": kind},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.headers["x-amzn-RequestId"], response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("x-amzn-RequestId", ""), exc.read()
+
+    def cluster(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/cluster", timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def me(self) -> dict[str, Any]:
+        return self.cluster()["self"]  # type: ignore[no-any-return]
+
+    def peers(self) -> set[str]:
+        return {n["node"] for n in self.cluster()["nodes"]}
+
+    def close(self) -> None:
+        super().close()
+        wait_gone(zygote_family(owner=self.process.pid), timeout=5.0)
+
+
+@pytest.fixture
+def nats() -> Iterator[NatsServer]:
+    server = NatsServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cluster_folder() -> Iterator[tuple[Path, list[Node]]]:
+    # The template's folder is hidden from environments: it must not be the shared one.
+    folder = Path(tempfile.mkdtemp(prefix="cluster-", dir=os.environ["TMPDIR"]))
+    (folder / "template.yaml").write_text(TEMPLATE.format(code=FUNCTIONS))
+    started: list[Node] = []
+    yield folder, started
+    for node in started:
+        node.close()
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def start_nodes(folder: Path, started: list[Node], nats: NatsServer, shared: Path, *names: str) -> list[Node]:
+    nodes = []
+    for name in names:
+        node = Node(folder, nats.url, name, shared)
+        started.append(node)
+        nodes.append(node)
+    return nodes
+
+
+@pytest.mark.timeout(120)
+def test_nodes_see_each_other_and_notice_one_killed(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    wait_for(lambda: a.peers() == {"a", "b", "c"}, lambda: f"a sees {a.peers()}")
+    with urllib.request.urlopen(f"{b.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'lambda_async_events_received_total{node="b"}' in metrics
+    assert all('node="b"' in line for line in metrics.splitlines() if line.startswith("lambda_"))
+    listed = {n["node"]: n for n in a.cluster()["nodes"]}
+    assert listed["b"]["url"] == b.url and "work" in listed["b"]["functions"]
+    assert b.cluster()["node"] == "b"
+    c.process.send_signal(signal.SIGKILL)
+    c.process.wait(timeout=10)
+    wait_for(lambda: a.peers() == {"a", "b"} and b.peers() == {"a", "b"}, lambda: f"a sees {a.peers()}")
+    b.stop()  # a node that leaves deletes its heartbeat
+    wait_for(lambda: a.peers() == {"a"}, lambda: f"a sees {a.peers()}")
+
+
+@pytest.mark.timeout(120)
+def test_events_accepted_on_any_node_run_once(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    nodes = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    trace = shared_file(tmp_path / "trace")
+    accepted = []
+    for i in range(30):
+        status, rid = nodes[i % 3].invoke("work", {"path": str(trace)}, "Event")
+        assert status == 202
+        accepted.append(rid)
+    wait_for(lambda: set(accepted) <= set(lines(trace)), lambda: f"{len(set(accepted) - set(lines(trace)))} never ran")
+    # Each ran once: nothing was killed, so no message waited out its ack.
+    assert sorted(lines(trace)) == sorted(accepted)
+
+
+@pytest.mark.timeout(120)
+def test_reserved_concurrency_holds_across_nodes(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    """2 reserved, 6 concurrent calls, 3 through each of 2 nodes: 2 run, 4 are throttled. The
+    two that run hold their slots until the test releases them, after the 4 refusals."""
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    wait_for(lambda: a.peers() == {"a", "b"} == b.peers(), lambda: f"a sees {a.peers()}, b {b.peers()}")
+    release = tmp_path / "release"
+    statuses: list[int] = []
+
+    def call(node: Node) -> None:
+        statuses.append(node.invoke("pair", {"path": str(release)})[0])
+
+    callers = [threading.Thread(target=call, args=(node,)) for node in (a, b) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    try:
+        wait_for(lambda: statuses.count(429) >= 4, lambda: f"statuses so far: {statuses}")
+    finally:
+        release.touch()
+        for caller in callers:
+            caller.join(timeout=60)
+    assert sorted(statuses) == [200, 200, 429, 429, 429, 429]
+    # The slots come back (given back in the background once each call has its answer): calls
+    # through either node are admitted again, none is leaked.
+    wait_for(
+        lambda: all(node.invoke("pair", {"path": str(release)})[0] == 200 for node in (a, b)),
+        lambda: "the reserved slots never came back",
+    )
+
+
+def warm_on(node: Node, release: Path) -> int:
+    """Start one environment of ``hold`` on ``node`` and wait until the node offers it to the
+    others; the environment's pid."""
+    release.touch()
+    status, _, body = node.call("hold", {"path": str(release)})
+    assert status == 200, body
+    wait_for(lambda: "hold" in node.me()["warm"], lambda: f"{node.name} never offered hold: {node.me()}")
+    return int(json.loads(body)["pid"])
+
+
+@pytest.mark.timeout(120)
+def test_a_node_without_an_idle_environment_forwards_to_one_with_it(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    release = tmp_path / "release"
+    pid = warm_on(b, release)
+    status, _, body = a.call("hold", {"path": str(release)})
+    assert status == 200, body
+    assert json.loads(body)["pid"] == pid  # b's warm environment ran it: no cold start on a
+    assert a.me()["forwarded"] == 1 and b.me()["served"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_forwarded_call_fails_clearly_when_the_node_running_it_dies(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    wait_for(lambda: a.peers() == {"a", "b"}, lambda: f"a sees {a.peers()}")
+    release = tmp_path / "release"
+    warm_on(b, release)
+    release.unlink()  # the next call holds b's environment until the test ends
+    answers: list[tuple[int, str, bytes]] = []
+    caller = threading.Thread(target=lambda: answers.append(a.call("hold", {"path": str(release)})))
+    caller.start()
+    wait_for(lambda: b.me()["served"] == 1, lambda: f"b never got the call: {b.me()}")
+    b.process.send_signal(signal.SIGKILL)
+    b.process.wait(timeout=10)
+    caller.join(timeout=60)
+    release.touch()
+    [(status, _, body)] = answers
+    assert status == 502, body
+    error = json.loads(body)
+    assert "Node b" in error["message"] and "stopped" in error["message"], error
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_node_with_events_queued_runs_them_on_the_others(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, *_others = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+    trace = shared_file(tmp_path / "trace")
+    # One at a time per node, each a while: most events wait in the stream, and each node
+    # holds the one it runs when a is killed.
+    accepted = []
+    for _ in range(12):
+        status, rid = a.invoke("narrow", {"path": str(trace), "sleep": 0.3}, "Event")
+        assert status == 202
+        accepted.append(rid)
+    wait_for(lambda: len(lines(trace)) >= 3, lambda: f"only {len(lines(trace))} ran")
+    a.process.send_signal(signal.SIGKILL)
+    a.process.wait(timeout=10)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    ran = lines(trace)
+    print(f"{len(accepted)} accepted, {len(set(ran))} ran, {len(ran) - len(set(ran))} twice (cut short by the kill)")
+    assert len(ran) - len(set(ran)) <= 1  # at most the one a was running
+
+
+@pytest.mark.timeout(180)
+def test_nats_restart_under_load_loses_no_accepted_event(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    nodes = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    trace = shared_file(tmp_path / "trace")
+    accepted: list[str] = []
+    refused = []
+    stop = threading.Event()
+
+    def stream(node: Node) -> None:
+        while not stop.is_set():
+            status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
+            if status == 202:
+                accepted.append(rid)
+            else:
+                refused.append(status)  # NATS away: not accepted, so the client knows to send again
+
+    senders = [threading.Thread(target=stream, args=(node,)) for node in nodes for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+        nats.restart()
+        before = len(accepted)
+        wait_for(lambda: len(accepted) >= before + 10, lambda: f"nothing accepted after the restart: {refused[-3:]}")
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=60)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    print(f"{len(accepted)} accepted, {len(refused)} refused while NATS restarted")
+    assert all(node.process.poll() is None for node in nodes)
+    # The heartbeats and their watches came back with NATS.
+    wait_for(lambda: all(node.peers() == {"a", "b"} for node in nodes), lambda: f"{[n.peers() for n in nodes]}")
+
+
+@pytest.mark.timeout(180)
+def test_a_node_joining_and_one_leaving_under_load_lose_no_event(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    folder, started = cluster_folder
+    a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
+    trace = shared_file(tmp_path / "trace")
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def stream(node: Node) -> None:
+        while not stop.is_set():
+            try:
+                status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
+            except OSError:
+                return  # the node left under the request: that event was never accepted
+            if status == 202:
+                accepted.append(rid)
+
+    senders = [threading.Thread(target=stream, args=(node,)) for node in (a, b)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+        (c,) = start_nodes(folder, started, nats, tmp_path, "c")  # joins while events arrive
+        joined = len(accepted)
+        wait_for(lambda: len(accepted) >= joined + 10, lambda: f"only {len(accepted)} accepted")
+        assert b.stop() == 0  # leaves while events arrive: what it held goes back to the stream
+        left = len(accepted)
+        wait_for(lambda: len(accepted) >= left + 10, lambda: f"only {len(accepted)} accepted")
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=60)
+    wait_for(
+        lambda: set(accepted) <= set(lines(trace)),
+        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
+        timeout=120,
+    )
+    wait_for(lambda: a.peers() == {"a", "c"} == c.peers(), lambda: f"a sees {a.peers()}, c {c.peers()}")
+
+
+class _Everyone:
+    """Every node of the ledger test is alive (the liveness source, not the transport, is set)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def live(self) -> set[str]:
+        return self.names
+
+    async def alive(self, names: set[str]) -> set[str]:
+        return names & self.names
+
+
+@pytest.mark.timeout(120)
+async def test_the_ledger_never_admits_over_the_limit_under_contention(nats: NatsServer) -> None:
+    """Three nodes' ledgers, 10 callers each, on a limit of 4: at no moment do more than 4 hold
+    a slot, however the compare-and-set races fall; every slot is given back."""
+    import asyncio
+
+    from scheduler.cluster.limits import ClusterLimits, Ticket
+    from scheduler.cluster.link import ClusterLink
+    from scheduler.errors import Throttled
+
+    names = {"a", "b", "c"}
+    links = [await ClusterLink.connect(nats.url, name) for name in sorted(names)]
+    ledgers = [ClusterLimits(link, _Everyone(names)) for link in links]
+    for ledger in ledgers:
+        await ledger.start()
+    holding, most, admitted, throttled = 0, 0, 0, 0
+
+    async def caller(ledger: ClusterLimits) -> None:
+        nonlocal holding, most, admitted, throttled
+        for _ in range(5):
+            try:
+                ticket = await ledger.enter("f", 4, 1000)
+            except Throttled:
+                throttled += 1
+                continue
+            assert isinstance(ticket, Ticket)
+            holding += 1
+            most = max(most, holding)
+            admitted += 1
+            await asyncio.sleep(0.01)  # hold the slot while others try to take one
+            holding -= 1
+            ledger.leave(ticket)
+
+    try:
+        await asyncio.gather(*(caller(ledger) for ledger in ledgers for _ in range(10)))
+        for ledger in ledgers:
+            await ledger.stop()
+        print(f"admitted {admitted}, throttled {throttled}, most at once {most}, "
+              f"CAS conflicts {sum(lg.conflicts for lg in ledgers)}")  # fmt: skip
+        assert most <= 4 and admitted > 0 and throttled > 0
+        kv = await links[0].js.key_value("lambda_limits")
+        assert json.loads((await kv.get("fn.f")).value or b"{}") == {}  # every slot given back
+    finally:
+        for link in links:
+            await link.close()
+
+
+def _zip(source: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+@pytest.mark.timeout(120)
+def test_functions_created_updated_and_deleted_on_one_node_are_served_by_the_others(
+    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    folder, started = cluster_folder
+    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
+
+    def client(node: Node) -> Any:
+        return boto3.client(
+            "lambda", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id="x",
+            aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}),
+        )  # fmt: skip
+
+    def answer(node: Node) -> Any:
+        status, _, body = node.call("made", {})
+        return json.loads(body) if status == 200 else status
+
+    client(a).create_function(
+        FunctionName="made", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
+        Code={"ZipFile": _zip("def handler(event, context):\n    return 'v1'\n")}, Timeout=7,
+        Environment={"Variables": {"COLOUR": "blue"}},
+    )  # fmt: skip
+    wait_for(lambda: answer(b) == "v1" and answer(c) == "v1", lambda: f"b answers {answer(b)}, c {answer(c)}")
+    found = client(c).get_function_configuration(FunctionName="made")
+    assert found["Timeout"] == 7 and found["Environment"]["Variables"] == {"COLOUR": "blue"}
+
+    client(b).update_function_code(FunctionName="made", ZipFile=_zip("def handler(event, context):\n    return 'v2'\n"))
+    wait_for(lambda: answer(a) == "v2" and answer(c) == "v2", lambda: f"a answers {answer(a)}, c {answer(c)}")
+    client(c).update_function_configuration(FunctionName="made", Timeout=9)
+    wait_for(
+        lambda: client(a).get_function_configuration(FunctionName="made")["Timeout"] == 9,
+        lambda: "a never saw the new timeout",
+    )
+
+    client(a).delete_function(FunctionName="made")
+    wait_for(lambda: answer(b) == 404 and answer(c) == 404, lambda: f"b answers {answer(b)}, c {answer(c)}")

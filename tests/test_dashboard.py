@@ -37,7 +37,7 @@ PROMETHEUS_DIR = GRAFANA / "prometheus"
 REQUIRED = os.environ.get("LAMBDA_SCHEDULER_REQUIRE_PROMETHEUS") == "1"
 
 # What Grafana puts in place of its variables when the dashboard shows every function.
-GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$function": ".*"}
+GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$function": ".*", "$node": ".*"}
 
 
 def tool(name: str) -> str:

@@ -221,7 +221,7 @@ async def floor_open_loop(rate: float, seconds: float) -> dict[str, float]:
 def _config(code: Path, name: str = "noop", **kw: Any) -> FunctionConfig:
     # 1,769 MB is one vCPU: a smaller function gets a share of a core (128 MB ≈ 7 %) and a
     # tight loop of calls would measure the CPU quota, not the scheduler.
-    return FunctionConfig(name=name, handler="bench.noop", code_dir=code, memory_mb=1769, **kw)
+    return FunctionConfig(name=name, handler="bench.noop", code_dir=code, **{"memory_mb": 1769, **kw})
 
 
 async def warm_latency(code: Path, n: int, idle_n: int) -> dict[str, Any]:

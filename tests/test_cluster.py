@@ -479,5 +479,28 @@ def test_functions_created_updated_and_deleted_on_one_node_are_served_by_the_oth
         lambda: "a never saw the new timeout",
     )
 
+    # Its settings travel too: the last change of each, on every node.
+    client(b).put_function_concurrency(FunctionName="made", ReservedConcurrentExecutions=3)
+    wait_for(
+        lambda: client(c).get_function_concurrency(FunctionName="made").get("ReservedConcurrentExecutions") == 3,
+        lambda: "c never saw the reserved concurrency",
+    )
+    client(c).put_function_event_invoke_config(FunctionName="made", MaximumRetryAttempts=0)
+    client(c).update_function_event_invoke_config(FunctionName="made", MaximumEventAgeInSeconds=120)
+
+    def events_on_a() -> tuple[Any, Any]:
+        try:
+            found = client(a).get_function_event_invoke_config(FunctionName="made")
+        except client(a).exceptions.ResourceNotFoundException:
+            return None, None
+        return found.get("MaximumRetryAttempts"), found.get("MaximumEventAgeInSeconds")
+
+    wait_for(lambda: events_on_a() == (0, 120), lambda: f"a has the event-invoke settings {events_on_a()}")
+    client(a).delete_function_concurrency(FunctionName="made")
+    wait_for(
+        lambda: "ReservedConcurrentExecutions" not in client(b).get_function_concurrency(FunctionName="made"),
+        lambda: "b kept the reserved concurrency",
+    )
+
     client(a).delete_function(FunctionName="made")
     wait_for(lambda: answer(b) == 404 and answer(c) == 404, lambda: f"b answers {answer(b)}, c {answer(c)}")

@@ -4,13 +4,19 @@ one node's API is applied by every other node within about a second.
     CreateFunction · UpdateFunctionCode · UpdateFunctionConfiguration answered 2xx on node A
         ─► its code folder zipped ─► Object Store lambda_code (by content hash)
         ─► KV lambda_functions[name] = {origin A, the FunctionConfiguration answered, code object}
-    DeleteFunction (the whole function) on A ─► KV delete
+    DeleteFunction (the whole function) on A ─► KV delete (with the function's settings)
+    Put/DeleteFunctionConcurrency, Put/Update/DeleteFunctionEventInvokeConfig of $LATEST on A
+        ─► KV lambda_functions[name.<setting>] = {origin A, PUT with the settings answered, or DELETE}
     every other node watches the bucket ─► replays the change through its own API (the same
     validation, catalog and code store as a local call), marked so that it is not published again
 
 What travels is what the API answered (FunctionConfiguration), not the request, so a replay
-sees the values the first node settled on. Layers, versions, aliases, concurrency and event
-settings are not carried yet: each node keeps its own.
+sees the values the first node settled on; a setting travels as the state it left (an Update
+of the event-invoke settings is replayed as a Put of the merged result), so the last change of
+each wins on every node, and a node joining later applies each setting after its function
+(the watch delivers in revision order, and a function's entry can be a later revision than
+its settings, which are held until the function is there). Layers, versions and aliases, and
+the settings of published versions, are not carried yet: each node keeps its own.
 """
 
 from __future__ import annotations
@@ -66,6 +72,46 @@ class Change(Enum):
     CODE = "code"
     CONFIGURATION = "configuration"
     DELETED = "deleted"
+    SETTING = "setting"
+
+
+class Setting(Enum):
+    """A function-level setting the registry carries: its API path and KV key suffix."""
+
+    RESERVED = "reserved"
+    EVENTS = "events"
+
+    @property
+    def path(self) -> str:
+        if self is Setting.RESERVED:
+            return "/2017-10-31/functions/{name}/concurrency"
+        return "/2019-09-25/functions/{name}/event-invoke-config"
+
+    def replay_body(self, answered: dict[str, Any]) -> dict[str, Any]:
+        """The Put that leaves another node in the state this answer describes."""
+        if self is Setting.RESERVED:
+            return {"ReservedConcurrentExecutions": answered["ReservedConcurrentExecutions"]}
+        keys = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+        return {k: answered[k] for k in keys if k in answered}
+
+
+_SETTING_PATHS = {
+    ("2017-10-31", "concurrency"): Setting.RESERVED,
+    ("2019-09-25", "event-invoke-config"): Setting.EVENTS,
+}
+
+
+def setting_of(request: web.Request) -> tuple[Setting, str] | None:
+    """A change of a carried setting of $LATEST (unqualified): the setting and the function."""
+    parts = request.path.rstrip("/").split("/")  # "", date, "functions", name, what
+    if len(parts) != 5 or parts[2] != "functions" or request.method not in ("PUT", "POST", "DELETE"):
+        return None
+    setting = _SETTING_PATHS.get((parts[1], parts[4]))
+    if setting is None or request.query.get("Qualifier", "$LATEST") != "$LATEST":
+        return None
+    if setting is Setting.RESERVED and request.method == "POST":
+        return None
+    return setting, parts[3]
 
 
 def change_of(request: web.Request) -> tuple[Change, str] | None:
@@ -103,6 +149,7 @@ class Registry:
         self._code: ObjectStore | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._applied: dict[str, str] = {}  # by function: the code hash last applied here
+        self._pending: dict[str, dict[Setting, bytes]] = {}  # settings seen before their function
         self.published = 0
         self.applied = 0
 
@@ -125,14 +172,29 @@ class Registry:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
-        change = change_of(request)
-        if change is None or REPLICATED in request.headers or not 200 <= response.status < 300:
+        if REPLICATED in request.headers or not 200 <= response.status < 300:
             return response
+        change = change_of(request)
+        setting = setting_of(request) if change is None else None
         try:
-            await self._publish(change, response)
+            if change is not None:
+                await self._publish(change, response)
+            elif setting is not None:
+                await self._publish_setting(setting[0], setting[1], request.method, response)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            log.warning("registry: could not share %s of %s with the cluster: %s", change[0].value, change[1], exc)
+            what = change or setting
+            assert what is not None
+            log.warning("registry: could not share %s of %s with the cluster: %s", what[0].value, what[1], exc)
         return response
+
+    async def _publish_setting(self, setting: Setting, name: str, method: str, response: web.StreamResponse) -> None:
+        assert self._kv is not None
+        entry: dict[str, Any] = {"origin": self.link.node, "method": "DELETE"}
+        if method != "DELETE":
+            assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+            entry = {"origin": self.link.node, "method": "PUT", "body": setting.replay_body(json.loads(response.body))}
+        await self._kv.put(f"{name}.{setting.value}", json.dumps(entry).encode())
+        self.published += 1
 
     async def _publish(self, change: tuple[Change, str], response: web.StreamResponse) -> None:
         kind, name = change
@@ -140,6 +202,8 @@ class Registry:
         if kind is Change.DELETED:
             self._applied.pop(name, None)
             await self._kv.delete(name)
+            for setting in Setting:  # a function made again under this name starts afresh
+                await self._kv.delete(f"{name}.{setting.value}")
             self.published += 1
             return
         assert isinstance(response, web.Response) and isinstance(response.body, bytes)
@@ -177,9 +241,14 @@ class Registry:
                 log.debug("registry watch: %s", exc)
                 await asyncio.sleep(0.5)
 
-    async def _apply(self, name: str, value: bytes | None) -> None:
+    async def _apply(self, key: str, value: bytes | None) -> None:
+        name, _, suffix = key.partition(".")
+        if suffix:
+            await self._apply_setting(name, Setting(suffix), value)
+            return
         if value is None:  # deleted on another node
             self._applied.pop(name, None)
+            self._pending.pop(name, None)
             if name in self.scheduler.functions:
                 await self._call("DELETE", f"{FUNCTIONS_PATH}/{name}", None)
                 self.applied += 1
@@ -203,6 +272,25 @@ class Registry:
             await self._call("PUT", f"{FUNCTIONS_PATH}/{name}/configuration", settings)
         self._applied[name] = entry["sha256"]
         self.applied += 1
+        for setting, held in self._pending.pop(name, {}).items():
+            await self._apply_setting(name, setting, held)
+
+    async def _apply_setting(self, name: str, setting: Setting, value: bytes | None) -> None:
+        if value is None:
+            return  # the function was deleted, and the setting with it
+        entry = json.loads(value)
+        if entry["origin"] == self.link.node:
+            return
+        if name not in self.scheduler.functions:
+            # Its function's entry is a later revision (its code changed since): applied then.
+            self._pending.setdefault(name, {})[setting] = value
+            return
+        path = setting.path.format(name=name)
+        if entry["method"] == "DELETE":
+            await self._call("DELETE", path, None)
+        else:
+            await self._call("PUT", path, entry["body"])
+        self.applied += 1
 
     async def _zip(self, code_name: str) -> str:
         assert self._code is not None
@@ -216,5 +304,6 @@ class Registry:
             session.request(method, self.url + path, json=body, headers={REPLICATED: "1"}) as response,
         ):
             text = await response.text()
+            # A DELETE of what is already gone here (a function, an event-invoke config) is done.
             if response.status >= 300 and not (method == "DELETE" and response.status == 404):
                 log.warning("registry: replaying %s %s answered %d: %s", method, path, response.status, text[:300])

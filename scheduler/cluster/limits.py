@@ -1,24 +1,30 @@
 """Reserved and account concurrency across the cluster: a ledger in a KV bucket, updated with
 compare-and-set on the entry's revision, so two nodes can never both take the last slot.
 
+What a node writes is not each invocation but a *lease*: how many slots of a key it holds.
+Invocations are admitted against the lease locally; the ledger is written only when the lease
+must grow or has spare slots to give back, so steady traffic costs no NATS round trip:
+
     Scheduler.invoke ─► ClusterLimits.enter(function, reserved)
-        read key ─► {node: in-flight} ─► sum over live nodes ≥ limit ─► Throttled (429)
-                                      └► write count + 1 "if revision is still r" ─► lost? read again
-        ... the invocation runs (local admission still applies) ...
-    leave ─► the same compare-and-set with count − 1 (in the background: the caller has its answer)
+        in use < held ─► admitted, locally
+        else ─► grow the lease (one CAS in flight per key; waiting callers share it):
+                read {node: held} ─► live total ─► ask for up to LEASE_BLOCK more, within the limit
+                                   └► nothing left ─► Throttled (429)
+    leave ─► in use − 1; spare slots held SPARE_HOLD_S after the last leave ─► trimmed back to
+             what is in use (one CAS), so another node can take them
 
 One key per function with a reserved concurrency (``fn.<name>``) and one for the account's
 unreserved pool (``account``). Counts of a node whose heartbeat expired (checked again at
 once, never on a stale list) are ignored and removed at the next write, so a killed node's
 slots come back within the heartbeat TTL.
 
-Tolerance: while NATS answers, the limit is never exceeded (each slot is one successful CAS).
-Under heavy contention on one key (tens of admissions at once across the nodes) a caller can
-lose CAS_ATTEMPTS races in a row and is throttled although a slot was free: the ledger errs
-towards fewer runs, never more (tests/test_cluster.py measures both and prints them). A
-node that cannot reach NATS admits on its local limit alone: during an outage of NATS each
-node may run up to the whole limit. A killed node's slots stay taken until its heartbeat
-expires (``nodes.NODE_TTL_S``), so for that long the cluster runs fewer, never more.
+Tolerance: while NATS answers, the limit is never exceeded (a slot in use is a slot held, and
+every grow is one successful CAS). A node's spare slots are unavailable to the others until
+trimmed (SPARE_HOLD_S), and a caller that loses CAS_ATTEMPTS races in a row is throttled
+although a slot was free: the ledger errs towards fewer runs, never more. A node that cannot
+reach NATS admits on its local limit alone: during an outage of NATS each node may run up to
+the whole limit. A killed node's slots stay taken until its heartbeat expires
+(``nodes.NODE_TTL_S``), so for that long the cluster runs fewer, never more.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import asyncio
 import json
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import nats.errors
@@ -48,6 +55,20 @@ ACCOUNT_KEY = "account"
 # callers that lost together must not all come back together.
 CAS_ATTEMPTS = 50
 CAS_BACKOFF_S = 0.001
+# Slots a lease grows by at most at once, and how long spare ones are kept after the last
+# leave: long enough that a steady stream of calls reuses them, short enough that another node
+# waiting for one is not held off for long.
+LEASE_BLOCK = 8
+SPARE_HOLD_S = 0.05
+
+
+@dataclass(slots=True)
+class _Lease:
+    held: int = 0  # slots this node holds in the ledger under the key
+    in_use: int = 0  # admitted here and not yet left
+    growing: asyncio.Task[int] | None = None  # the one grow in flight; callers share it
+    trim: asyncio.TimerHandle | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write of this node's count at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +94,7 @@ class ClusterLimits:
         self._nodes = nodes  # the nodes with a heartbeat
         self._kv: KeyValue | None = None
         self._leaving: set[asyncio.Task[None]] = set()
+        self._leases: dict[str, _Lease] = {}
         self.conflicts = 0  # compare-and-set writes lost to another node (contention)
         self.unreachable = 0  # admissions decided locally because NATS did not answer
 
@@ -87,39 +109,78 @@ class ClusterLimits:
             key, limit, reason = function_key(function_name), reserved, errors.RESERVED_LIMIT
         else:
             key, limit, reason = ACCOUNT_KEY, unreserved_capacity, errors.ACCOUNT_LIMIT
-        try:
-            if await self._change(key, +1, limit):
-                return Ticket(key)
-        except (TimeoutError, nats.errors.Error) as exc:
-            self.unreachable += 1
-            log.warning("cluster limits unreachable (%s): admitting %s on the local limit", exc, function_name)
-            return None
-        raise Throttled(reason)
+        lease = self._leases.setdefault(key, _Lease())
+        while lease.in_use >= lease.held:
+            if lease.growing is None:
+                lease.growing = asyncio.ensure_future(self._grow(key, lease, limit))
+                lease.growing.add_done_callback(lambda _: setattr(lease, "growing", None))
+            try:
+                granted = await asyncio.shield(lease.growing)
+            except (TimeoutError, nats.errors.Error) as exc:
+                self.unreachable += 1
+                log.warning("cluster limits unreachable (%s): admitting %s on the local limit", exc, function_name)
+                return None
+            if granted == 0 and lease.in_use >= lease.held:
+                raise Throttled(reason)
+        lease.in_use += 1
+        if lease.trim is not None:
+            lease.trim.cancel()
+            lease.trim = None
+        return Ticket(key)
 
     def leave(self, ticket: object) -> None:
         if not isinstance(ticket, Ticket):
             return  # admitted without the ledger (NATS did not answer)
-        task = asyncio.ensure_future(self._give_back(ticket))
+        lease = self._leases[ticket.key]
+        lease.in_use -= 1
+        if lease.held > lease.in_use and lease.trim is None:
+            lease.trim = asyncio.get_running_loop().call_later(SPARE_HOLD_S, self._trim_due, ticket.key)
+
+    def _trim_due(self, key: str) -> None:
+        self._leases[key].trim = None
+        task = asyncio.ensure_future(self._trim(key))
         self._leaving.add(task)
         task.add_done_callback(self._leaving.discard)
 
-    async def _give_back(self, ticket: Ticket) -> None:
-        try:
-            await self._change(ticket.key, -1, None)
-        except (TimeoutError, nats.errors.Error) as exc:
-            # The slot stays counted until this node's heartbeat expires or it writes the key again.
-            log.warning("cluster limits: could not give back a slot of %s: %s", ticket.key, exc)
+    async def _grow(self, key: str, lease: _Lease, limit: int) -> int:
+        """Ask the ledger for up to LEASE_BLOCK more slots; how many were granted (0: none free)."""
+        async with lease.lock:
+            wanted = LEASE_BLOCK
 
-    async def _change(self, key: str, step: int, limit: int | None) -> bool:
-        """Add ``step`` to this node's count under ``key``, if the live total stays within
-        ``limit``; False when it would not (or the key stays contended)."""
+            def more(others: int) -> int | None:
+                free = limit - others - lease.held
+                return lease.held + min(wanted, free) if free > 0 else None
+
+            target = await self._write(key, more)
+            if target is None:
+                return 0
+            granted = target - lease.held
+            lease.held = target
+            return granted
+
+    async def _trim(self, key: str) -> None:
+        """Give spare slots back: the lease shrinks to what is in use."""
+        lease = self._leases[key]
+        async with lease.lock:
+            if lease.held <= lease.in_use:
+                return
+            # Shrunk here first: a call admitted while the write is in flight must fit the
+            # smaller lease (the ledger still counts the larger one: fewer runs, never more).
+            lease.held = lease.in_use
+            try:
+                await self._write(key, lambda _others: lease.in_use)
+            except (TimeoutError, nats.errors.Error) as exc:
+                # The slots stay counted until this node's heartbeat expires or it writes the key again.
+                log.warning("cluster limits: could not give back slots of %s: %s", key, exc)
+
+    async def _write(self, key: str, mine: Callable[[int], int | None]) -> int | None:
+        """Set this node's count under ``key`` to ``mine(live total of the other nodes)``, by
+        compare-and-set; None when ``mine`` says no slot is free (or the key stays contended)."""
         kv = self._kv
         assert kv is not None
         me = self.link.node
         attempt = 0
-        # Taking a slot gives up after CAS_ATTEMPTS (a throttle); giving one back never does,
-        # or the slot would stay counted for as long as this node lives.
-        while step < 0 or attempt < CAS_ATTEMPTS:
+        while attempt < CAS_ATTEMPTS:
             attempt += 1
             try:
                 entry = await kv.get(key)
@@ -133,28 +194,33 @@ class ClusterLimits:
                 # A node whose heartbeat this one has not seen yet (it just joined), or one that
                 # died: ask the bucket before its count is ignored, never a stale view.
                 live |= await self._nodes.alive(strangers)
-            counts = {node: n for node, n in counts.items() if node in live and n > 0}
-            if limit is not None and step > 0 and sum(counts.values()) + step > limit:
-                return False
-            mine = max(0, counts.get(me, 0) + step)
-            if mine:
-                counts[me] = mine
-            else:
-                counts.pop(me, None)
+            counts = {node: n for node, n in counts.items() if node in live and n > 0 and node != me}
+            target = mine(sum(counts.values()))
+            if target is None:
+                return None
+            if target:
+                counts[me] = target
             value = json.dumps(counts, sort_keys=True).encode()
             try:
                 if revision is None:
                     await kv.create(key, value)
                 else:
                     await kv.update(key, value, last=revision)
-                return True
+                return target
             except nats.js.errors.KeyWrongLastSequenceError:
                 self.conflicts += 1  # another node wrote first: read again
-                await asyncio.sleep(random.uniform(0, CAS_BACKOFF_S * min(attempt, CAS_ATTEMPTS)))
+                await asyncio.sleep(random.uniform(0, CAS_BACKOFF_S * attempt))
         log.warning("cluster limits: %s stayed contended for %d attempts", key, CAS_ATTEMPTS)
-        return False
+        return None
 
     async def stop(self) -> None:
+        """Give back every slot held (the in-flight calls are over by now)."""
+        for key, lease in self._leases.items():
+            if lease.trim is not None:
+                lease.trim.cancel()
+                lease.trim = None
+            if lease.held > lease.in_use:
+                self._leaving.add(asyncio.ensure_future(self._trim(key)))
         if self._leaving:
             await asyncio.wait(self._leaving, timeout=REQUEST_TIMEOUT_S)
 

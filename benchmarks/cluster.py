@@ -148,13 +148,21 @@ def _wait_events_ran(urls: list[str], count: int, began: float) -> float:
     return time.perf_counter() - began
 
 
-def run(requests: int, concurrency: int, calls: int) -> dict[str, Any]:
+def _offered(url: str) -> None:
+    """Until the node at ``url`` offers noop to the others (an idle environment of it)."""
+    deadline = time.monotonic() + 30
+    while "noop" not in _cluster_state(url)["warm"]:
+        assert time.monotonic() < deadline, f"{url} never offered noop"
+        time.sleep(0.05)
+
+
+def run(requests: int, concurrency: int, calls: int, forward_only: bool = False) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="cluster-bench-", dir=os.environ.get("TMPDIR")))
     (folder / "template.yaml").write_text(TEMPLATE.format(code=HANDLERS))
     rows: list[dict[str, Any]] = []
     nats = NatsServer()
     try:
-        for count, cluster in ((1, False), (1, True), (2, True), (3, True)):
+        for count, cluster in () if forward_only else ((1, False), (1, True), (2, True), (3, True)):
             nodes = [Node(folder, f"n{count}{i}", nats.url if cluster else None) for i in range(count)]
             try:
                 urls = [n.url for n in nodes]
@@ -172,11 +180,11 @@ def run(requests: int, concurrency: int, calls: int) -> dict[str, Any]:
         a, b = Node(folder, "fa", nats.url), Node(folder, "fb", nats.url)
         try:
             asyncio.run(_sequential(b.url, 1))  # b's environment: the only warm one
-            deadline = time.monotonic() + 30
-            while "noop" not in _cluster_state(b.url)["warm"]:
-                assert time.monotonic() < deadline, "b never offered noop"
-                time.sleep(0.05)
+            _offered(b.url)
             local = asyncio.run(_sequential(b.url, calls))
+            # b offers its environment again once the burst is over: until then a call to a
+            # would find no node offering it and start an environment of a's own.
+            _offered(b.url)
             forwarded = asyncio.run(_sequential(a.url, calls))
             forward = {
                 "local_ms": _ms(local),
@@ -199,10 +207,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--calls", type=int, default=500, help="sequential calls for the forwarded cost")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--forward-only", action="store_true", help="only the forwarded call's cost (kept beside the saved rows)")
     args = parser.parse_args()
     os.environ.setdefault("TMPDIR", str(ROOT / ".tmp"))
     Path(os.environ["TMPDIR"]).mkdir(exist_ok=True)
-    result = run(args.requests, args.concurrency, args.calls)
+    result = run(args.requests, args.concurrency, args.calls, args.forward_only)
+    if args.forward_only and args.out.is_file():
+        result = {**json.loads(args.out.read_text()), "forward": result["forward"]}
     print(f"{'nodes':>5} {'cluster':>7} {'kind':>15} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in result["rows"]:
         latency = row["latency_ms"]
@@ -211,7 +222,10 @@ def main() -> None:
             f"{latency['p50']:>8} {latency['p99']:>8}"
         )
     forward = result["forward"]
-    print(f"forwarded call p50 {forward['forwarded_ms']['p50']} ms against local {forward['local_ms']['p50']} ms")
+    print(
+        f"forwarded call p50 {forward['forwarded_ms']['p50']} ms against local {forward['local_ms']['p50']} ms "
+        f"({forward['forwarded_count']} of {args.calls} calls forwarded)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -47,6 +47,9 @@ MAX_HANDLER = 128  # characters
 MAX_FUNCTION_NAME = 64  # characters (an ARN naming it may be longer)
 # Lambda measures a function's variables as their compact JSON object, in UTF-8 bytes.
 MAX_ENVIRONMENT_BYTES = 4096
+# Lambda's limit on an Init that runs ahead of any invocation (a provisioned environment's, a
+# SnapStart snapshot's with its before-snapshot hooks): this, or the function timeout if longer.
+AHEAD_INIT_LIMIT_S = 130.0
 
 
 KEEP_ALIVE_POLICIES = ("fixed", "hybrid")  # keepalive.make_policy's names

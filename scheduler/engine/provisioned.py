@@ -18,6 +18,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ..config import AHEAD_INIT_LIMIT_S
 from .protocol import Ready
 from .starter import describe
 from .status import ProvisionedStatus, provisioned_state
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lambda_scheduler.pool")
 
 _BACKOFF_MAX_S = 60.0
-# Lambda gives a provisioned environment's Init the larger of its function timeout and this.
-_INIT_FLOOR_S = 130.0
 
 
 class Provisioned:
@@ -94,7 +93,7 @@ class Provisioned:
         """Start one environment (counted in ``starting`` until it is ready), retrying a failed
         Init with backoff for as long as the pool wants it."""
         pool = self._pool
-        timeout = max(_INIT_FLOOR_S, pool.config.timeout_s)
+        timeout = max(AHEAD_INIT_LIMIT_S, pool.config.timeout_s)
         delay = 1.0
         counted = True
         try:

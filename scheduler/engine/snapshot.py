@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..config import AHEAD_INIT_LIMIT_S
 from ..errors import ZygoteError
 from . import envvars, logs
 from .environment import Died, EnvEvent, Environment, EnvState
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lambda_scheduler.snapstart")
 
-# Lambda's limit on a snapshot's Init (before-snapshot hooks included): 130 seconds, or the
-# function timeout where that is longer.
-SNAPSHOT_INIT_LIMIT_S = 130.0
 
 
 class SnapshotState(enum.Enum):
@@ -156,7 +154,7 @@ class Snapshot:
                 zygote,
                 request,
                 self.init_log,
-                max(SNAPSHOT_INIT_LIMIT_S, pool.config.timeout_s),
+                max(AHEAD_INIT_LIMIT_S, pool.config.timeout_s),
                 (theirs.fileno(),),
             )
         finally:

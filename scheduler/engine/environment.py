@@ -312,9 +312,12 @@ class Environment:
         if waiter is None or waiter.done():
             return
         self._cancel_timer()
-        # No log drain here: output written before this reply is already readable, so its
-        # reader runs in this same epoll batch, and the sink stays attached until the caller
-        # marks the environment idle, which happens only after this batch.
+        # The runtime flushes its output before it replies, so all of it is in the log pipe by
+        # now; read it into this invocation's sink before the reply is handed on. The log
+        # pipe's own reader is not enough: the loop may run it only after the caller resumed
+        # (seen once in a CI run of tests/test_invoke.py), and the output then lands outside the
+        # invocation it belongs to. The cost is one read, EAGAIN when nothing is left.
+        self._channel.read_output(DRAIN_READS)
         self.max_rss_kb = getattr(msg, "max_rss_kb", self.max_rss_kb)
         self._waiter = None
         waiter.set_result(msg)  # type: ignore[arg-type]

@@ -22,8 +22,7 @@ import pytest
 
 from .conftest import FUNCTIONS
 from .natsd import NatsServer
-from .procs import wait_gone, zygote_family
-from .serving import Server
+from .test_events_durable import Serve
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: '2010-09-09'
@@ -67,37 +66,19 @@ def wait_for(condition: Any, what: Any, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-class Node(Server):
+class Node(Serve):
     """One ``serve --cluster`` node on the test's template, with a data dir of its own."""
 
     def __init__(self, folder: Path, nats_url: str, name: str, shared: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_SCHEDULER_", "AWS_"))}
-        data = folder / f"data-{name}"
-        args = [
-            str(folder / "template.yaml"), "--port", "0", "--data-dir", str(data),
-            "--shared-paths", str(shared), "--log-level", "warning",
-            "--event-retry-delays", "0.05", "--event-throttle-backoff", "0.05,0.2",
-            "--cluster", nats_url, "--node-name", name,
-        ]  # fmt: skip
         self.name = name
-        super().__init__(args, env, folder / f"serve-{name}-{time.monotonic_ns()}.log")
+        super().__init__(folder, folder / f"data-{name}", shared, "--cluster", nats_url, "--node-name", name)
 
-    def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:
+    def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:  # type: ignore[override]
         status, rid, _ = self.call(function, body, kind)
         return status, rid
 
     def call(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str, bytes]:
-        request = urllib.request.Request(
-            f"{self.url}/2015-03-31/functions/{function}/invocations",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"X-Amz-Invocation-Type": kind},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.headers["x-amzn-RequestId"], response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("x-amzn-RequestId", ""), exc.read()
+        return super().invoke(function, body, kind)
 
     def cluster(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/cluster", timeout=10) as response:
@@ -109,9 +90,6 @@ class Node(Server):
     def peers(self) -> set[str]:
         return {n["node"] for n in self.cluster()["nodes"]}
 
-    def close(self) -> None:
-        super().close()
-        wait_gone(zygote_family(owner=self.process.pid), timeout=5.0)
 
 
 @pytest.fixture

@@ -233,7 +233,7 @@ class Serve(Server):
             headers={"X-Amz-Invocation-Type": kind},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, response.headers["x-amzn-RequestId"], response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers.get("x-amzn-RequestId", ""), exc.read()

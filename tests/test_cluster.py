@@ -69,9 +69,10 @@ def wait_for(condition: Any, what: Any, timeout: float = 60.0) -> None:
 class Node(Serve):
     """One ``serve --cluster`` node on the test's template, with a data dir of its own."""
 
-    def __init__(self, folder: Path, nats_url: str, name: str, shared: Path) -> None:
+    def __init__(self, folder: Path, nats_url: str, name: str, shared: Path, *extra: str) -> None:
         self.name = name
-        super().__init__(folder, folder / f"data-{name}", shared, "--cluster", nats_url, "--node-name", name)
+        data = folder / f"data-{name}"
+        super().__init__(folder, data, shared, "--cluster", nats_url, "--node-name", name, *extra)
 
     def invoke(self, function: str, body: dict[str, Any], kind: str = "RequestResponse") -> tuple[int, str]:  # type: ignore[override]
         status, rid, _ = self.call(function, body, kind)
@@ -111,10 +112,12 @@ def cluster_folder() -> Iterator[tuple[Path, list[Node]]]:
     subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
-def start_nodes(folder: Path, started: list[Node], nats: NatsServer, shared: Path, *names: str) -> list[Node]:
+def start_nodes(
+    folder: Path, started: list[Node], nats: NatsServer, shared: Path, *names: str, extra: tuple[str, ...] = ()
+) -> list[Node]:
     nodes = []
     for name in names:
-        node = Node(folder, nats.url, name, shared)
+        node = Node(folder, nats.url, name, shared, *extra)
         started.append(node)
         nodes.append(node)
     return nodes
@@ -191,13 +194,23 @@ def test_reserved_concurrency_holds_across_nodes(
     )
 
 
-def warm_on(node: Node, release: Path) -> int:
+def lambda_client(node: Node, key: str = "x", secret: str = "x") -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id=key,
+        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}),
+    )  # fmt: skip
+
+
+def warm_on(node: Node, release: Path, function: str = "hold") -> int:
     """Start one environment of ``hold`` on ``node`` and wait until the node offers it to the
     others; the environment's pid."""
     release.touch()
-    status, _, body = node.call("hold", {"path": str(release)})
+    status, _, body = node.call(function, {"path": str(release)})
     assert status == 200, body
-    wait_for(lambda: "hold" in node.me()["warm"], lambda: f"{node.name} never offered hold: {node.me()}")
+    wait_for(lambda: function in node.me()["warm"], lambda: f"{node.name} never offered {function}: {node.me()}")
     return int(json.loads(body)["pid"])
 
 
@@ -209,10 +222,23 @@ def test_a_node_without_an_idle_environment_forwards_to_one_with_it(
     a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
     release = tmp_path / "release"
     pid = warm_on(b, release)
-    status, _, body = a.call("hold", {"path": str(release)})
+    for _ in range(20):  # one after another: b's offer stands between them
+        status, _, body = a.call("hold", {"path": str(release)})
+        assert status == 200, body
+        assert json.loads(body)["pid"] == pid  # b's warm environment ran it: no cold start on a
+    assert a.me()["forwarded"] == 20 and b.me()["served"] == 20
+
+    # A version goes where that version is warm; the alias's ARN goes with the call.
+    lambda_client(a).publish_version(FunctionName="hold")
+    lambda_client(a).create_alias(FunctionName="hold", Name="live", FunctionVersion="1")
+    wait_for(lambda: b.call("hold:live", {"path": str(release)})[0] == 200, lambda: "b never got version 1")
+    wait_for(lambda: "hold:1" in b.me()["warm"], lambda: f"b never offered version 1: {b.me()}")
+    version_pid = json.loads(b.call("hold:1", {"path": str(release)})[2])["pid"]
+    status, _, body = a.call("hold:live", {"path": str(release), "arn": True})
     assert status == 200, body
-    assert json.loads(body)["pid"] == pid  # b's warm environment ran it: no cold start on a
-    assert a.me()["forwarded"] == 1 and b.me()["served"] == 1
+    ran = json.loads(body)
+    assert ran["pid"] == version_pid and ran["arn"].endswith(":function:hold:live"), ran
+    assert a.me()["forwarded"] == 21
 
 
 @pytest.mark.timeout(120)
@@ -408,77 +434,3 @@ async def test_the_ledger_never_admits_over_the_limit_under_contention(nats: Nat
     finally:
         for link in links:
             await link.close()
-
-
-def _zip(source: str) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
-
-
-@pytest.mark.timeout(120)
-def test_functions_created_updated_and_deleted_on_one_node_are_served_by_the_others(
-    nats: NatsServer, cluster_folder: tuple[Path, list[Node]], tmp_path: Path
-) -> None:
-    import boto3
-    from botocore.config import Config
-
-    folder, started = cluster_folder
-    a, b, c = start_nodes(folder, started, nats, tmp_path, "a", "b", "c")
-
-    def client(node: Node) -> Any:
-        return boto3.client(
-            "lambda", endpoint_url=node.url, region_name="us-east-1", aws_access_key_id="x",
-            aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}),
-        )  # fmt: skip
-
-    def answer(node: Node) -> Any:
-        status, _, body = node.call("made", {})
-        return json.loads(body) if status == 200 else status
-
-    client(a).create_function(
-        FunctionName="made", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-        Code={"ZipFile": _zip("def handler(event, context):\n    return 'v1'\n")}, Timeout=7,
-        Environment={"Variables": {"COLOUR": "blue"}},
-    )  # fmt: skip
-    wait_for(lambda: answer(b) == "v1" and answer(c) == "v1", lambda: f"b answers {answer(b)}, c {answer(c)}")
-    found = client(c).get_function_configuration(FunctionName="made")
-    assert found["Timeout"] == 7 and found["Environment"]["Variables"] == {"COLOUR": "blue"}
-
-    client(b).update_function_code(FunctionName="made", ZipFile=_zip("def handler(event, context):\n    return 'v2'\n"))
-    wait_for(lambda: answer(a) == "v2" and answer(c) == "v2", lambda: f"a answers {answer(a)}, c {answer(c)}")
-    client(c).update_function_configuration(FunctionName="made", Timeout=9)
-    wait_for(
-        lambda: client(a).get_function_configuration(FunctionName="made")["Timeout"] == 9,
-        lambda: "a never saw the new timeout",
-    )
-
-    # Its settings travel too: the last change of each, on every node.
-    client(b).put_function_concurrency(FunctionName="made", ReservedConcurrentExecutions=3)
-    wait_for(
-        lambda: client(c).get_function_concurrency(FunctionName="made").get("ReservedConcurrentExecutions") == 3,
-        lambda: "c never saw the reserved concurrency",
-    )
-    client(c).put_function_event_invoke_config(FunctionName="made", MaximumRetryAttempts=0)
-    client(c).update_function_event_invoke_config(FunctionName="made", MaximumEventAgeInSeconds=120)
-
-    def events_on_a() -> tuple[Any, Any]:
-        try:
-            found = client(a).get_function_event_invoke_config(FunctionName="made")
-        except client(a).exceptions.ResourceNotFoundException:
-            return None, None
-        return found.get("MaximumRetryAttempts"), found.get("MaximumEventAgeInSeconds")
-
-    wait_for(lambda: events_on_a() == (0, 120), lambda: f"a has the event-invoke settings {events_on_a()}")
-    client(a).delete_function_concurrency(FunctionName="made")
-    wait_for(
-        lambda: "ReservedConcurrentExecutions" not in client(b).get_function_concurrency(FunctionName="made"),
-        lambda: "b kept the reserved concurrency",
-    )
-
-    client(a).delete_function(FunctionName="made")
-    wait_for(lambda: answer(b) == 404 and answer(c) == 404, lambda: f"b answers {answer(b)}, c {answer(c)}")

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ..codezip import MAX_ZIPPED_BYTES, CodeInfo, unpack_zip_file
+from ..codezip import MAX_ZIPPED_BYTES, CodeInfo, unpack_zip, unpack_zip_file
 from ..zipupload import Base64Zip, decode_to_file
 
 log = logging.getLogger("lambda_scheduler.api")
@@ -82,6 +82,12 @@ class CodeStore:
         new revision folder; all in a thread."""
         dest = self.root / function_name / uuid.uuid4().hex
         info = await asyncio.to_thread(self._decode_and_unpack, source, dest)
+        return dest, info
+
+    async def unpack_zip(self, function_name: str, data: bytes) -> tuple[Path, CodeInfo]:
+        """A zip already decoded (a cluster node's copy of another's code) into a new folder."""
+        dest = self.root / function_name / uuid.uuid4().hex
+        info = await asyncio.to_thread(unpack_zip, data, dest)
         return dest, info
 
     def _decode_and_unpack(self, source: Base64Zip, dest: Path) -> CodeInfo:

@@ -1,16 +1,23 @@
 """Warm-first routing across nodes: a synchronous invocation that finds no idle environment
 on its node goes to a node that has one, through NATS request/reply.
 
-    every node, every WATCH_EVERY_S: subscribed to lambda.warm.<function> (queue group "warm")
-        exactly while it has an idle environment of the function
-    invoke on a node with no idle environment ─► request on lambda.warm.<function>
-        no responders ─► run here (a cold start where there is capacity)
-        accepted by node X (an immediate reply naming X and the result inbox) ─► wait for the result;
+    every node, every WATCH_EVERY_S: subscribed to lambda.warm.<function>.<version> (queue
+        group "warm") while it has an idle environment of that version, and for OFFER_HOLD_S
+        after its last one went busy (an offer withdrawn between two calls would send the
+        next one to a cold start)
+    invoke on a node with no idle environment of the version it resolved to
+        ─► request on lambda.warm.<function>.<version>
+        no responders, or the node asked has none idle now ("busy") ─► run here (a cold start
+            where there is capacity)
+        accepted by node X (an immediate reply naming X) ─► wait for the result on an inbox;
         X's heartbeat gone, or no answer within the timeout + margin ─► NodeLost (502) to the caller
-    the node that accepted runs it through its own Scheduler (its admission, the shared limits)
+    the node that accepted runs it through its own Scheduler (its admission, the shared
+        limits), with the qualifier as the caller named it (an alias's ARN stays the alias's)
 
 A forwarded invocation runs where it landed only: it is never forwarded again. Event
-invocations are never forwarded: a node pulls them only when it has room for them.
+invocations are never forwarded: a node pulls them only when it has room for them. An alias
+with weights is drawn on the first node, to choose where to send it, and again on the node
+that runs it.
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from .. import errors
-from ..engine.environment import EnvState
 from ..engine.invocation import InvocationResult
 from ..engine.scheduler import Scheduler
+from ..engine.versions import LATEST
 from ..errors import SchedulerError, Throttled
 from .link import ClusterLink
 from .nodes import Heartbeat
@@ -41,10 +48,10 @@ log = logging.getLogger("lambda_scheduler.cluster")
 WARM_SUBJECT = "lambda.warm"
 WARM_QUEUE = "warm"
 WATCH_EVERY_S = 0.05
+OFFER_HOLD_S = 1.0
 # The accepting node answers at once; longer means it is overloaded or gone.
 ACCEPT_TIMEOUT_S = 2.0
 RESULT_MARGIN_S = 10.0
-_PARKED = (EnvState.IDLE, EnvState.FROZEN)
 
 
 class NodeLost(SchedulerError):
@@ -71,8 +78,11 @@ class ForwardedResult(InvocationResult):
         self.node = node
 
 
-def warm_subject(function_name: str) -> str:
-    return f"{WARM_SUBJECT}.{function_name}"
+def warm_subject(function_name: str, version: str = LATEST) -> str:
+    return f"{WARM_SUBJECT}.{function_name}.{'latest' if version == LATEST else version}"
+
+
+Offer = tuple[str, str]  # a function and one of its versions
 
 
 class WarmRouter:
@@ -83,23 +93,22 @@ class WarmRouter:
         self._is_event = is_event  # a request id the dispatcher runs (pulled from the stream)
         self.scheduler = scheduler
         self.heartbeat = heartbeat
-        self._subscriptions: dict[str, Subscription] = {}
+        self._subscriptions: dict[Offer, Subscription] = {}
+        self._last_idle: dict[Offer, float] = {}  # when each offer last had an idle environment
         self._serving: set[str] = set()  # request ids of forwarded invocations running here
         self._running: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self.forwarded = 0  # sent to another node
         self.served = 0  # run here for another node
+        self.declined = 0  # asked while none was idle here: the asking node ran it
 
     @property
     def warm(self) -> list[str]:
-        """Functions this node takes forwarded invocations of now."""
-        return sorted(self._subscriptions)
+        """What this node takes forwarded invocations of now (``name`` or ``name:version``)."""
+        return sorted(name if version == LATEST else f"{name}:{version}" for name, version in self._subscriptions)
 
-    def idle(self, function_name: str) -> int:
-        status = self.scheduler.functions.get(function_name)
-        if status is None:
-            return 0
-        return sum(n for (_kind, state), n in status.environments.items() if state in _PARKED)
+    def idle(self, function_name: str, version: str = LATEST) -> int:
+        return self.scheduler.idle_count(function_name, version)
 
     # --- life -------------------------------------------------------------------------------
 
@@ -111,28 +120,31 @@ class WarmRouter:
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        for name in list(self._subscriptions):
-            await self._unsubscribe(name)
+        for offer in list(self._subscriptions):
+            await self._unsubscribe(offer)
 
     async def _watch(self) -> None:
         while True:
             try:
-                for name in list(self.scheduler.functions):
-                    if self.idle(name) > 0:
-                        if name not in self._subscriptions:
-                            self._subscriptions[name] = await self.link.nc.subscribe(
-                                warm_subject(name), queue=WARM_QUEUE, cb=self._arrived
-                            )
-                    elif name in self._subscriptions:
-                        await self._unsubscribe(name)
-                for name in set(self._subscriptions) - set(self.scheduler.functions):
-                    await self._unsubscribe(name)
+                await self._offer(time.monotonic())
             except nats.errors.Error as exc:  # NATS away: subscriptions come back with it
                 log.debug("warm watch: %s", exc)
             await asyncio.sleep(WATCH_EVERY_S)
 
-    async def _unsubscribe(self, name: str) -> None:
-        subscription = self._subscriptions.pop(name, None)
+    async def _offer(self, now: float) -> None:
+        for offer in self.scheduler.parked():
+            self._last_idle[offer] = now
+            if offer not in self._subscriptions:
+                self._subscriptions[offer] = await self.link.nc.subscribe(
+                    warm_subject(*offer), queue=WARM_QUEUE, cb=self._arrived
+                )
+        for offer, last in list(self._last_idle.items()):
+            if now - last > OFFER_HOLD_S:
+                del self._last_idle[offer]
+                await self._unsubscribe(offer)
+
+    async def _unsubscribe(self, offer: Offer) -> None:
+        subscription = self._subscriptions.pop(offer, None)
         if subscription is not None:
             with contextlib.suppress(nats.errors.Error):
                 await subscription.unsubscribe()
@@ -142,6 +154,8 @@ class WarmRouter:
     async def forward(
         self,
         function_name: str,
+        version: str,
+        qualifier: str | None,
         payload: bytes,
         *,
         request_id: str | None,
@@ -152,13 +166,15 @@ class WarmRouter:
     ) -> InvocationResult | None:
         if request_id is not None and (request_id in self._serving or self._is_event(request_id)):
             return None  # forwarded here, or an event pulled here: it runs here
-        if self.idle(function_name) > 0 or self.link.nc.is_closed or not self.link.nc.is_connected:
+        if self.idle(function_name, version) > 0 or self.link.nc.is_closed or not self.link.nc.is_connected:
             return None
         inbox = self.link.nc.new_inbox()
         results = await self.link.nc.subscribe(inbox, max_msgs=1)
         try:
             request = {
                 "function_name": function_name,
+                "version": version,
+                "qualifier": qualifier,
                 "payload": base64.b64encode(payload).decode(),
                 "request_id": request_id,
                 "client_context": client_context,
@@ -170,7 +186,7 @@ class WarmRouter:
             }
             try:
                 accepted = await self.link.nc.request(
-                    warm_subject(function_name), json.dumps(request).encode(), timeout=ACCEPT_TIMEOUT_S
+                    warm_subject(function_name, version), json.dumps(request).encode(), timeout=ACCEPT_TIMEOUT_S
                 )
             except nats.errors.NoRespondersError:
                 return None  # no node has it warm: start it here
@@ -178,7 +194,10 @@ class WarmRouter:
                 raise NodeLost(
                     f"The invocation of {function_name} was handed to another node, which did not confirm it."
                 ) from None
-            node = str(json.loads(accepted.data)["node"])
+            reply = json.loads(accepted.data)
+            if reply.get("busy"):
+                return None  # its last idle one was taken meanwhile: start one here
+            node = str(reply["node"])
             self.forwarded += 1
             return await self._result(function_name, node, results)
         finally:
@@ -215,6 +234,10 @@ class WarmRouter:
             request = json.loads(msg.data)
         except ValueError:
             return
+        if self.idle(str(request.get("function_name")), str(request.get("version", LATEST))) == 0:
+            self.declined += 1
+            await msg.respond(json.dumps({"node": self.link.node, "busy": True}).encode())
+            return
         await msg.respond(json.dumps({"node": self.link.node}).encode())
         task = asyncio.ensure_future(self._serve(request))
         self._running.add(task)
@@ -229,6 +252,7 @@ class WarmRouter:
             result = await self.scheduler.invoke(
                 request["function_name"],
                 base64.b64decode(request["payload"]),
+                qualifier=request.get("qualifier"),
                 request_id=request_id,
                 client_context=request.get("client_context"),
                 cognito_identity=request.get("cognito_identity"),

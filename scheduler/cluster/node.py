@@ -33,6 +33,7 @@ class ClusterNode:
             "warm": self.router.warm,
             "forwarded": self.router.forwarded,
             "served": self.router.served,
+            "declined": self.router.declined,
         }
 
     @classmethod
@@ -52,6 +53,7 @@ class ClusterNode:
         """After init_app (made with ``event_queue=self.queue``): size pulls by its dispatcher."""
         self.queue.bind(app[DISPATCHER])
         nodes.add_routes(app, self.heartbeat)
+        self.registry.bind(app)
         app.middlewares.append(self.registry.middleware)  # innermost: sees each answer as sent
         metrics = app[OBSERVABILITY].metrics
         if metrics is not None:

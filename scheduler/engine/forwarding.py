@@ -13,6 +13,8 @@ class InvocationRouter(Protocol):
     async def forward(
         self,
         function_name: str,
+        version: str,
+        qualifier: str | None,
         payload: bytes,
         *,
         request_id: str | None,
@@ -21,6 +23,8 @@ class InvocationRouter(Protocol):
         trace_id: str | None,
         tenant_id: str | None,
     ) -> InvocationResult | None:
-        """The result of the invocation run elsewhere, or None: run it here. Raises a
-        SchedulerError when it was handed over and the other side failed."""
+        """The result of the invocation run elsewhere, or None: run it here. ``version`` is
+        what it would run here ($LATEST, or the version its qualifier resolved to);
+        ``qualifier`` is as the caller named it. Raises a SchedulerError when it was handed
+        over and the other side failed."""
         ...

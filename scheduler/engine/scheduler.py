@@ -462,9 +462,11 @@ class Scheduler(VersionOperations):
         config = target.config
         # The ARN as the caller gave it: with an alias, the alias, not the version it ran.
         invoked_arn = fn.arn if qualifier is None else f"{fn.arn}:{qualifier}"
-        if self.router is not None and qualifier is None:
+        if self.router is not None:
             forwarded = await self.router.forward(
                 fn.name,
+                target.version,
+                qualifier,
                 body,
                 request_id=request_id,
                 client_context=client_context,
@@ -523,6 +525,24 @@ class Scheduler(VersionOperations):
         result.latency_s = time.perf_counter() - inv.admitted_at
         self.observers.invocation_finished(fn.name, result, target.pool.provisioned.target > 0)
         return result
+
+    def parked(self) -> dict[tuple[str, str], int]:
+        """Idle (or frozen) environments by function and version, for those that have any:
+        what an invocation could be given at once."""
+        found: dict[tuple[str, str], int] = {}
+        for fn in self._functions.values():
+            targets: list[Target] = [fn, *fn.versions.versions.values()]
+            for target in targets:
+                count = len(target.pool.idle) + len(target.pool.provisioned_idle)
+                if count:
+                    found[fn.name, target.version] = count
+        return found
+
+    def idle_count(self, function_name: str, version: str = LATEST) -> int:
+        """Idle (or frozen) environments of one version of a function (0 if there is none)."""
+        fn = self._functions.get(function_name)
+        target = fn if fn is None or version == LATEST else fn.versions.versions.get(version)
+        return 0 if target is None else len(target.pool.idle) + len(target.pool.provisioned_idle)
 
     def capacity(self, function_name: str) -> int:
         """How many more invocations of the function could be admitted now (0: the next one

@@ -104,7 +104,29 @@ class VersionOperations:
             return fn.status(last)
         if description is not None:
             snapshot = snapshot.replace(description=description)
-        number = fn.versions.take_number()
+        return self._add_version(ctx, fn, fn.versions.take_number(), snapshot, fingerprint)
+
+    def adopt_version(self, name: str, number: str, config: FunctionConfig, code_digest: str) -> FunctionStatus:
+        """Add version ``number`` as another process published it (a cluster node): its own
+        configuration and code, not $LATEST's. Later versions published here number after it."""
+        ctx = self._require_running()
+        fn = self.get_function(name)
+        found = fn.versions.versions.get(number)
+        if found is not None:
+            return fn.status(found)
+        fn.versions.adopt_number(number)
+        snapshot = config.replace(provisioned_concurrency=0)
+        return self._add_version(ctx, fn, number, snapshot, version_fingerprint(snapshot, code_digest))
+
+    def _add_version(
+        self,
+        ctx: PoolContext,
+        fn: FunctionState,
+        number: str,
+        snapshot: FunctionConfig,
+        fingerprint: tuple[object, ...],
+    ) -> FunctionStatus:
+        name = fn.name
         published = PublishedVersion(
             number,
             snapshot,

@@ -173,6 +173,10 @@ class Versions:
         self._next += 1
         return number
 
+    def adopt_number(self, number: str) -> None:
+        """A version numbered elsewhere exists: the next one published here comes after it."""
+        self._next = max(self._next, int(number) + 1)
+
     def names(self, qualifier: str | None) -> bool:
         """Whether ``qualifier`` names $LATEST, a published version or an alias."""
         kind = QualifierKind.of(qualifier)

@@ -11,14 +11,17 @@ spreads synchronous invocations (and then Event invocations) round-robin over th
 share the two cores: more nodes cannot add CPU here, so the 2- and 3-node rows show what the
 cluster costs, not what it would gain on machines of their own (benchmarks/notes/cluster.md).
 
-The forwarded cost: node b holds the function's only warm environment; the same sequential
-calls go through b (run locally) and through a (forwarded to b over NATS request/reply).
+The forwarded cost: node b holds the function's only warm environment; sequential calls go
+through b (run locally) and through a (forwarded to b over NATS request/reply) in turn, and
+the difference of the medians is what a forward adds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import io
 import json
 import os
 import re
@@ -29,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import nats_floor  # beside this file
 
 from tests.natsd import NatsServer  # the same server the tests start
 
@@ -50,7 +57,17 @@ Resources:
   Noop:
     Type: AWS::Serverless::Function
     Properties: {{FunctionName: noop, Runtime: python3.11, CodeUri: {code}, Handler: bench.noop, Timeout: 10}}
+  Span:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: span
+      Runtime: python3.11
+      CodeUri: {code}
+      Handler: bench.span
+      Timeout: 10
+      ReservedConcurrentExecutions: {reserved}
 """
+RESERVED = 4
 
 
 class Node:
@@ -129,6 +146,115 @@ async def _sequential(url: str, calls: int) -> list[float]:
     return latencies
 
 
+async def _alternating(urls: list[str], calls: int) -> list[list[float]]:
+    """``calls`` rounds of one sequential call through each URL in turn: each URL's latencies.
+    Taking them in turn gives both the same moments of a noisy machine."""
+    latencies: list[list[float]] = [[] for _ in urls]
+    async with aiohttp.ClientSession() as session:
+        for _ in range(calls):
+            for url, seen in zip(urls, latencies, strict=True):
+                began = time.perf_counter()
+                async with session.post(f"{url}/2015-03-31/functions/noop/invocations", data=b"{}") as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                seen.append(time.perf_counter() - began)
+    return latencies
+
+
+async def _limit(urls: list[str], requests: int, concurrency: int, ms: int) -> dict[str, Any]:
+    """The cluster-wide reserved limit under load: ``requests`` calls of span (reserved
+    RESERVED) at ``concurrency`` in flight over ``urls``. From the handlers' own start and end
+    times: the most that ever ran at once (never over the limit is the promise) and how much of
+    the limit was used while calls were waiting (fewer run, never more, is the tolerance)."""
+    spans: list[tuple[float, float]] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(requests))
+    body = json.dumps({"ms": ms}).encode()
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for i in counter:
+            async with session.post(f"{urls[i % len(urls)]}/2015-03-31/functions/span/invocations", data=body) as response:
+                answer = await response.read()
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+            if response.status == 200:
+                ran = json.loads(answer)
+                spans.append((ran["start"], ran["end"]))
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    busy = sum(end - start for start, end in spans)
+    return {
+        "reserved": RESERVED,
+        "requests": requests,
+        "statuses": statuses,
+        "most_at_once": most,
+        "limit_used": round(busy / (RESERVED * wall), 3),
+    }
+
+
+def _code(value: int) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", f"def handler(event, context):\n    return {value}\n")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _send(method: str, url: str, body: dict[str, Any] | None = None) -> int:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _answers(url: str, name: str) -> Any:
+    request = urllib.request.Request(f"{url}/2015-03-31/functions/{name}/invocations", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _until(url: str, name: str, expected: Any) -> float:
+    """Seconds until invoking ``name`` through ``url`` answers ``expected``."""
+    began = time.perf_counter()
+    deadline = time.monotonic() + 30
+    while _answers(url, name) != expected:
+        assert time.monotonic() < deadline, "the change never reached the other node"
+        time.sleep(0.005)
+    return time.perf_counter() - began
+
+
+def _propagation(a: str, b: str, rounds: int) -> dict[str, Any]:
+    """Seconds from a's answer to a change until b serves it: a function created, its code
+    updated, a version published with an alias on it, the function deleted."""
+    seen: dict[str, list[float]] = {"create": [], "code": [], "version_and_alias": [], "delete": []}
+    functions = f"{a}/2015-03-31/functions"
+    for i in range(rounds):
+        name = f"made{i}"
+        body = {"FunctionName": name, "Runtime": "python3.11", "Role": "arn:aws:iam::123456789012:role/r"}
+        assert _send("POST", functions, {**body, "Handler": "app.handler", "Code": {"ZipFile": _code(1)}}) == 201
+        seen["create"].append(_until(b, name, 1))
+        assert _send("PUT", f"{functions}/{name}/code", {"ZipFile": _code(2)}) == 200
+        seen["code"].append(_until(b, name, 2))
+        assert _send("POST", f"{functions}/{name}/versions", {}) == 201
+        assert _send("POST", f"{functions}/{name}/aliases", {"Name": "live", "FunctionVersion": "1"}) == 201
+        seen["version_and_alias"].append(_until(b, f"{name}:live", 2))
+        assert _send("DELETE", f"{functions}/{name}") == 204
+        seen["delete"].append(_until(b, name, 404))
+    return {what: _ms(times) for what, times in seen.items()}
+
+
 def _get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -158,8 +284,9 @@ def _offered(url: str) -> None:
 
 def run(requests: int, concurrency: int, calls: int, forward_only: bool = False) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="cluster-bench-", dir=os.environ.get("TMPDIR")))
-    (folder / "template.yaml").write_text(TEMPLATE.format(code=HANDLERS))
+    (folder / "template.yaml").write_text(TEMPLATE.format(code=HANDLERS, reserved=RESERVED))
     rows: list[dict[str, Any]] = []
+    limit: dict[str, Any] = {}
     nats = NatsServer()
     try:
         for count, cluster in () if forward_only else ((1, False), (1, True), (2, True), (3, True)):
@@ -167,6 +294,9 @@ def run(requests: int, concurrency: int, calls: int, forward_only: bool = False)
             try:
                 urls = [n.url for n in nodes]
                 asyncio.run(_drive(urls, min(requests, 50), concurrency, "RequestResponse"))  # warm up
+                if count == 2 and cluster:
+                    limit = asyncio.run(_limit(urls, min(requests, 400), concurrency, 50))
+                    print(json.dumps({"limit": limit}))
                 for kind in ("RequestResponse", "Event"):
                     began = time.perf_counter()
                     row = asyncio.run(_drive(urls, requests, concurrency, kind))
@@ -181,24 +311,31 @@ def run(requests: int, concurrency: int, calls: int, forward_only: bool = False)
         try:
             asyncio.run(_sequential(b.url, 1))  # b's environment: the only warm one
             _offered(b.url)
-            local = asyncio.run(_sequential(b.url, calls))
-            # b offers its environment again once the burst is over: until then a call to a
-            # would find no node offering it and start an environment of a's own.
-            _offered(b.url)
-            forwarded = asyncio.run(_sequential(a.url, calls))
+            # Through b (run there) and through a (which has no environment of noop and hands
+            # each call to b), in turn; b keeps offering its environment between calls.
+            local, forwarded = asyncio.run(_alternating([b.url, a.url], calls))
+            state = _cluster_state(a.url)
             forward = {
                 "local_ms": _ms(local),
                 "forwarded_ms": _ms(forwarded),
-                "forwarded_count": _cluster_state(a.url)["forwarded"],
+                "forwarded_count": state["forwarded"],
+                "added_p50_ms": round(statistics.median(forwarded) * 1e3 - statistics.median(local) * 1e3, 3),
+                "environments_on_a": sum(_get(f"{a.url}/health")["environments"].values()),
             }
             print(json.dumps(forward))
+            propagation = _propagation(a.url, b.url, 10)
+            print(json.dumps({"propagation": propagation}))
         finally:
             a.close()
             b.close()
+        assert nats.process is not None
+        floor = asyncio.run(nats_floor.measure(nats.url, nats.process.pid))
+        print(nats_floor.report(floor))
     finally:
         nats.close()
         shutil.rmtree(folder, ignore_errors=True)
-    return {"requests": requests, "concurrency": concurrency, "rows": rows, "forward": forward}
+    out = {"requests": requests, "concurrency": concurrency, "rows": rows, "limit": limit, "forward": forward}
+    return {**out, "propagation": propagation, "nats": floor}
 
 
 def main() -> None:
@@ -213,7 +350,8 @@ def main() -> None:
     Path(os.environ["TMPDIR"]).mkdir(exist_ok=True)
     result = run(args.requests, args.concurrency, args.calls, args.forward_only)
     if args.forward_only and args.out.is_file():
-        result = {**json.loads(args.out.read_text()), "forward": result["forward"]}
+        kept = json.loads(args.out.read_text())
+        result = {**kept, **{k: result[k] for k in ("forward", "propagation", "nats")}}
     print(f"{'nodes':>5} {'cluster':>7} {'kind':>15} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in result["rows"]:
         latency = row["latency_ms"]
@@ -224,8 +362,18 @@ def main() -> None:
     forward = result["forward"]
     print(
         f"forwarded call p50 {forward['forwarded_ms']['p50']} ms against local {forward['local_ms']['p50']} ms "
-        f"({forward['forwarded_count']} of {args.calls} calls forwarded)"
+        f"(+{forward['added_p50_ms']} ms; {forward['forwarded_count']} of {args.calls} calls forwarded, "
+        f"{forward['environments_on_a']} environments started on the forwarding node)"
     )
+    limit = result["limit"]
+    if limit:
+        print(
+            f"reserved {limit['reserved']} over 2 nodes: at most {limit['most_at_once']} ran at once, "
+            f"{limit['limit_used'] * 100:.0f} % of the limit used; statuses {limit['statuses']}"
+        )
+    for what, times in result["propagation"].items():
+        print(f"registry, {what}: served by the other node p50 {times['p50']} ms, worst of 10 {times['p99']} ms")
+    print(nats_floor.report(result["nats"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

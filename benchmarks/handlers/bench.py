@@ -1,6 +1,6 @@
 """The handlers every benchmark runs, the same code on every server (this one, the bare
-aiohttp floor, serverless-offline): a no-op, an echo of a per-request token, a sleep, and a
-hang that outlives its timeout. Importing this module is the trivial Init."""
+aiohttp floor, serverless-offline): a no-op, an echo of a per-request token, a sleep (and one
+that says when it ran), and a hang that outlives its timeout. Importing this module is the trivial Init."""
 
 import os
 import time
@@ -20,6 +20,13 @@ def echo(event, context):
 def sleep(event, context):
     time.sleep(event.get("ms", 100) / 1000)
     return {"slept_ms": event.get("ms", 100)}
+
+
+def span(event, context):
+    """Sleep event["ms"] and say when this ran (wall clock, comparable across processes)."""
+    start = time.time()
+    time.sleep(event.get("ms", 50) / 1000)
+    return {"start": start, "end": time.time()}
 
 
 def hang(event, context):

@@ -183,21 +183,31 @@ class Registry:
         for version in self.scheduler.versions(name)[1:]:
             if version.version in shared:
                 continue
-            shared.add(version.version)
-            code, digest = await self._store_code(name, Path(version.config.code_dir))
+            code, _ = await self._store_code(name, Path(version.config.code_dir))
             configuration = await self._configuration(request, version)
             entry = {"origin": self.origin, "method": "PUT", "configuration": configuration, "code": code}
             try:
                 await self._kv.create(Setting.VERSION.key(name, version.version), json.dumps(entry).encode())
+                shared.add(version.version)
                 self.published += 1
             except nats.js.errors.KeyWrongLastSequenceError:
-                log.warning(
-                    "registry: version %s of %s was published by another node as well; the cluster keeps "
-                    "the other's (code %s here)",
-                    version.version,
-                    name,
-                    digest[:12],
-                )
+                shared.add(version.version)
+                await self._check_same(name, version.version, configuration)
+
+    async def _check_same(self, name: str, number: str, mine: dict[str, Any]) -> None:
+        """A version this node has that the bucket had already: the same one (every node
+        publishes its template's versions), or one published elsewhere at the same moment."""
+        assert self._kv is not None
+        found = await self._kv.get(Setting.VERSION.key(name, number))
+        theirs = json.loads(found.value or b"{}").get("configuration", {})
+        if theirs.get("CodeSha256") != mine.get("CodeSha256") or theirs.get("Handler") != mine.get("Handler"):
+            log.warning(
+                "registry: version %s of %s was published by another node as well, with other code or "
+                "settings; the other nodes run that one",
+                number,
+                name,
+            )
+
 
     async def _forget(self, name: str) -> None:
         """The whole function: its key and every key of its parts."""

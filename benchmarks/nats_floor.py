@@ -11,7 +11,7 @@ Measured from one nats-py client in this process against a real ``nats-server -j
   delivered to N watchers);
 - a KV put, a KV compare-and-set on one key (the ledger's write) and a JetStream publish
   with its acknowledgement (an Event's 202), one at a time and 32 in flight;
-- the server's CPU per idle pull request: 100 consumers long-polled with 1 s waits, as every
+- the server's CPU per idle pull request: 1,000 consumers long-polled with 1 s waits, as every
   node does for every function, for a few seconds, read from /proc.
 """
 
@@ -147,7 +147,7 @@ async def measure(url: str, pid: int, count: int = 2000) -> dict[str, Any]:
         deliveries_10 = await _deliveries(nc, 10, 20_000)
         await js.delete_stream("FLOOR_EVENTS")
         await js.delete_key_value("floor_kv")
-        pulls = await _idle_pulls(js, pid, 100, 5.0)
+        pulls = await _idle_pulls(js, pid, 1000, 5.0)
     finally:
         await nc.close()
     return {

@@ -9,7 +9,8 @@ on its node goes to a node that has one, through NATS request/reply.
         ─► request on lambda.warm.<function>.<version>
         no responders, or the node asked has none idle now ("busy") ─► run here (a cold start
             where there is capacity)
-        accepted by node X (an immediate reply naming X) ─► wait for the result on an inbox;
+        accepted by node X (an immediate reply naming X) ─► wait for the result on this node's
+        result inbox (one subscription, a token per call);
         X's heartbeat gone, or no answer within the timeout + margin ─► NodeLost (502) to the caller
     the node that accepted runs it through its own Scheduler (its admission, the shared
         limits), with the qualifier as the caller named it (an alias's ARN stays the alias's)
@@ -28,6 +29,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +103,11 @@ class WarmRouter:
         self.forwarded = 0  # sent to another node
         self.served = 0  # run here for another node
         self.declined = 0  # asked while none was idle here: the asking node ran it
+        # Results of this node's forwarded calls: one subscription for all of them, each call
+        # waiting on its own token (no subscribe and unsubscribe per call).
+        self._inbox = f"_INBOX.forward.{uuid.uuid4().hex}"
+        self._results: Subscription | None = None
+        self._waiting: dict[str, asyncio.Future[bytes]] = {}
 
     @property
     def warm(self) -> list[str]:
@@ -122,6 +129,10 @@ class WarmRouter:
             await asyncio.gather(watcher, return_exceptions=True)
         for offer in list(self._subscriptions):
             await self._unsubscribe(offer)
+        results, self._results = self._results, None
+        if results is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await results.unsubscribe()
 
     async def _watch(self) -> None:
         while True:
@@ -168,8 +179,11 @@ class WarmRouter:
             return None  # forwarded here, or an event pulled here: it runs here
         if self.idle(function_name, version) > 0 or self.link.nc.is_closed or not self.link.nc.is_connected:
             return None
-        inbox = self.link.nc.new_inbox()
-        results = await self.link.nc.subscribe(inbox, max_msgs=1)
+        if self._results is None:
+            self._results = await self.link.nc.subscribe(f"{self._inbox}.*", cb=self._result_arrived)
+        token = uuid.uuid4().hex
+        arrived: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = arrived
         try:
             request = {
                 "function_name": function_name,
@@ -181,7 +195,7 @@ class WarmRouter:
                 "cognito_identity": cognito_identity,
                 "trace_id": trace_id,
                 "tenant_id": tenant_id,
-                "reply": inbox,
+                "reply": f"{self._inbox}.{token}",
                 "from": self.link.node,
             }
             try:
@@ -199,20 +213,24 @@ class WarmRouter:
                 return None  # its last idle one was taken meanwhile: start one here
             node = str(reply["node"])
             self.forwarded += 1
-            return await self._result(function_name, node, results)
+            return await self._result(function_name, node, arrived)
         finally:
-            with contextlib.suppress(nats.errors.Error):
-                await results.unsubscribe()
+            self._waiting.pop(token, None)
 
-    async def _result(self, function_name: str, node: str, results: Subscription) -> InvocationResult:
+    async def _result_arrived(self, msg: Msg) -> None:
+        waiting = self._waiting.pop(msg.subject.rpartition(".")[2], None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(msg.data)
+
+    async def _result(self, function_name: str, node: str, arrived: asyncio.Future[bytes]) -> InvocationResult:
         fn = self.scheduler.functions.get(function_name)
         timeout = (fn.config.timeout_s if fn is not None else 900.0) + RESULT_MARGIN_S
         deadline = time.monotonic() + timeout
         while True:
             try:
-                msg = await results.next_msg(timeout=1.0)
+                data = await asyncio.wait_for(asyncio.shield(arrived), 1.0)
                 break
-            except nats.errors.TimeoutError:
+            except TimeoutError:
                 if node not in self.heartbeat.live():
                     raise NodeLost(
                         f"Node {node}, running this invocation of {function_name}, stopped "
@@ -222,7 +240,7 @@ class WarmRouter:
                     raise NodeLost(
                         f"Node {node}, running this invocation of {function_name}, never answered."
                     ) from None
-        answer = json.loads(msg.data)
+        answer = json.loads(data)
         if "error" in answer:
             raise _error(answer["error"])
         return ForwardedResult(answer["result"], node)

@@ -32,7 +32,7 @@ from ..errors import SchedulerError
 from ..events.model import Event, EventState
 from ..events.queue import EventQueue
 from . import codec
-from .link import EVENT_STREAM, EVENT_SUBJECT, ClusterLink, event_subject
+from .link import EVENT_STREAM, EVENT_SUBJECT, ClusterLink, cancel, event_subject
 
 log = logging.getLogger("lambda_scheduler.cluster")
 
@@ -110,12 +110,10 @@ class ClusterEventQueue(EventQueue):
         return 0
 
     async def close(self) -> None:
-        tasks = [*self._pullers.values(), *([self._progress] if self._progress else [])]
+        tasks = [*self._pullers.values(), self._progress]
         self._pullers.clear()
         self._progress = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel(*tasks)
         for msg in list(self._messages.values()):
             with contextlib.suppress(Exception):
                 await msg.nak()  # not run here: to another node at once

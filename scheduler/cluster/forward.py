@@ -42,7 +42,7 @@ from ..engine.invocation import InvocationResult
 from ..engine.scheduler import Scheduler
 from ..engine.versions import LATEST
 from ..errors import SchedulerError, Throttled
-from .link import ClusterLink
+from .link import ClusterLink, cancel
 from .nodes import Heartbeat
 
 log = logging.getLogger("lambda_scheduler.cluster")
@@ -124,9 +124,7 @@ class WarmRouter:
 
     async def stop(self) -> None:
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        await cancel(watcher)
         for offer in list(self._subscriptions):
             await self._unsubscribe(offer)
         results, self._results = self._results, None

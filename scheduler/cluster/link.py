@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -20,6 +22,14 @@ EVENT_SUBJECT = "lambda.events"
 NODE_BUCKET = "lambda_nodes"
 # How long a JetStream API call (publish, ack, KV put) may take before it counts as failed.
 REQUEST_TIMEOUT_S = 5.0
+
+
+async def cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel a part's background tasks and wait until each has ended."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 def default_node_name() -> str:

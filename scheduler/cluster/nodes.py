@@ -23,7 +23,7 @@ from nats.js import api
 from nats.js.kv import KeyValue
 
 from ..engine.scheduler import Scheduler
-from .link import NODE_BUCKET, ClusterLink
+from .link import NODE_BUCKET, ClusterLink, cancel
 
 log = logging.getLogger("lambda_scheduler.cluster")
 
@@ -123,11 +123,9 @@ class Heartbeat:
         return [record for node, (_, record) in sorted(self._seen.items()) if node in live]
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, self._watcher) if t is not None]
+        tasks = (self._task, self._watcher)
         self._task = self._watcher = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel(*tasks)
         if self._kv is not None:
             try:
                 await self._kv.delete(self.link.node)  # leaving: the others see it gone at once

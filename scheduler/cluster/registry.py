@@ -55,7 +55,7 @@ from ..errors import SchedulerError
 from ..sigv4 import Signer
 from .adopt import adopt_version, replay_settings, take_identity
 from .changes import FUNCTIONS_PATH, Change, Changed, Key, Setting, changed_by
-from .link import ClusterLink
+from .link import ClusterLink, cancel
 
 log = logging.getLogger("lambda_scheduler.cluster")
 
@@ -124,9 +124,7 @@ class Registry:
 
     async def stop(self) -> None:
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        await cancel(watcher)
         session, self._session = self._session, None
         if session is not None:
             await session.close()

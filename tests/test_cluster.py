@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -64,6 +64,53 @@ def wait_for(condition: Any, what: Any, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, what()
         time.sleep(0.05)
+
+
+def wait_all_ran(accepted: list[str], trace: Path) -> None:
+    """Until every accepted event's request id is in the trace its handler appends to."""
+    wait_all_ran(accepted, trace)
+
+
+class EventStream:
+    """Threads sending Event invocations of ``work`` to nodes until the block ends: the
+    request ids accepted (202) and the statuses refused. A node that goes away under a
+    request ends its sender: that event was never accepted."""
+
+    def __init__(self, nodes: list[Node], trace: Path, per_node: int = 1) -> None:
+        self.trace = trace
+        self.accepted: list[str] = []
+        self.refused: list[int] = []
+        self._stop = threading.Event()
+        self._senders = [threading.Thread(target=self._send, args=(n,)) for n in nodes for _ in range(per_node)]
+
+    def _send(self, node: Node) -> None:
+        while not self._stop.is_set():
+            try:
+                status, rid = node.invoke("work", {"path": str(self.trace), "sleep": 0.01}, "Event")
+            except OSError:
+                return
+            if status == 202:
+                self.accepted.append(rid)
+            else:
+                self.refused.append(status)  # NATS away: not accepted, so the client knows to send again
+
+    def wait_more(self, count: int = 10) -> None:
+        """Until ``count`` more events than now were accepted."""
+        before = len(self.accepted)
+        wait_for(
+            lambda: len(self.accepted) >= before + count,
+            lambda: f"only {len(self.accepted) - before} more accepted: {self.refused[-3:]}",
+        )
+
+    def __enter__(self) -> Self:
+        for sender in self._senders:
+            sender.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        for sender in self._senders:
+            sender.join(timeout=60)
 
 
 class Node(Serve):
@@ -282,11 +329,7 @@ def test_kill_9_of_a_node_with_events_queued_runs_them_on_the_others(
     wait_for(lambda: len(lines(trace)) >= 3, lambda: f"only {len(lines(trace))} ran")
     a.process.send_signal(signal.SIGKILL)
     a.process.wait(timeout=10)
-    wait_for(
-        lambda: set(accepted) <= set(lines(trace)),
-        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
-        timeout=120,
-    )
+    wait_all_ran(accepted, trace)
     ran = lines(trace)
     print(f"{len(accepted)} accepted, {len(set(ran))} ran, {len(ran) - len(set(ran))} twice (cut short by the kill)")
     assert len(ran) - len(set(ran)) <= 1  # at most the one a was running
@@ -299,35 +342,12 @@ def test_nats_restart_under_load_loses_no_accepted_event(
     folder, started = cluster_folder
     nodes = start_nodes(folder, started, nats, tmp_path, "a", "b")
     trace = shared_file(tmp_path / "trace")
-    accepted: list[str] = []
-    refused = []
-    stop = threading.Event()
-
-    def stream(node: Node) -> None:
-        while not stop.is_set():
-            status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
-            if status == 202:
-                accepted.append(rid)
-            else:
-                refused.append(status)  # NATS away: not accepted, so the client knows to send again
-
-    senders = [threading.Thread(target=stream, args=(node,)) for node in nodes for _ in range(2)]
-    for sender in senders:
-        sender.start()
-    try:
-        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+    with EventStream(nodes, trace, per_node=2) as stream:
+        stream.wait_more()
         nats.restart()
-        before = len(accepted)
-        wait_for(lambda: len(accepted) >= before + 10, lambda: f"nothing accepted after the restart: {refused[-3:]}")
-    finally:
-        stop.set()
-        for sender in senders:
-            sender.join(timeout=60)
-    wait_for(
-        lambda: set(accepted) <= set(lines(trace)),
-        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
-        timeout=120,
-    )
+        stream.wait_more()
+    accepted, refused = stream.accepted, stream.refused
+    wait_all_ran(accepted, trace)
     print(f"{len(accepted)} accepted, {len(refused)} refused while NATS restarted")
     assert all(node.process.poll() is None for node in nodes)
     # The heartbeats and their watches came back with NATS.
@@ -341,38 +361,13 @@ def test_a_node_joining_and_one_leaving_under_load_lose_no_event(
     folder, started = cluster_folder
     a, b = start_nodes(folder, started, nats, tmp_path, "a", "b")
     trace = shared_file(tmp_path / "trace")
-    accepted: list[str] = []
-    stop = threading.Event()
-
-    def stream(node: Node) -> None:
-        while not stop.is_set():
-            try:
-                status, rid = node.invoke("work", {"path": str(trace), "sleep": 0.01}, "Event")
-            except OSError:
-                return  # the node left under the request: that event was never accepted
-            if status == 202:
-                accepted.append(rid)
-
-    senders = [threading.Thread(target=stream, args=(node,)) for node in (a, b)]
-    for sender in senders:
-        sender.start()
-    try:
-        wait_for(lambda: len(accepted) >= 10, lambda: f"only {len(accepted)} accepted")
+    with EventStream([a, b], trace) as stream:
+        stream.wait_more()
         (c,) = start_nodes(folder, started, nats, tmp_path, "c")  # joins while events arrive
-        joined = len(accepted)
-        wait_for(lambda: len(accepted) >= joined + 10, lambda: f"only {len(accepted)} accepted")
+        stream.wait_more()
         assert b.stop() == 0  # leaves while events arrive: what it held goes back to the stream
-        left = len(accepted)
-        wait_for(lambda: len(accepted) >= left + 10, lambda: f"only {len(accepted)} accepted")
-    finally:
-        stop.set()
-        for sender in senders:
-            sender.join(timeout=60)
-    wait_for(
-        lambda: set(accepted) <= set(lines(trace)),
-        lambda: f"{len(set(accepted) - set(lines(trace)))} accepted events never ran",
-        timeout=120,
-    )
+        stream.wait_more()
+    wait_all_ran(stream.accepted, trace)
     wait_for(lambda: a.peers() == {"a", "c"} == c.peers(), lambda: f"a sees {a.peers()}, c {c.peers()}")
 
 
